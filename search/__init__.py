@@ -1,0 +1,1 @@
+"""The driver: CLI, search space, Tuner, export and the summary."""

@@ -1,0 +1,38 @@
+"""OptunaSearch that records what really happened to trials ASHA stopped early.
+
+Ray 2.60's `OptunaSearch.on_trial_complete` tells Optuna that every trial with a score is
+COMPLETE. A 3-epoch trial cut after one epoch would then read as "3 epochs give this score",
+misleading TPE and the importance analysis about the epochs dimension. Here such a trial is
+told as PRUNED; its per-epoch intermediate values are already reported by `on_trial_result`.
+"""
+
+from __future__ import annotations
+
+from optuna.trial import TrialState
+from ray.tune.result import TRAINING_ITERATION
+from ray.tune.search.optuna import OptunaSearch
+
+EPOCHS_PARAM = "epochs"
+
+
+def stopped_early(params: dict, result: dict | None) -> bool:
+    """True when the trial reported fewer epochs than it was sampled to train."""
+    if not result or EPOCHS_PARAM not in params:
+        return False
+    return result.get(TRAINING_ITERATION, 0) < int(params[EPOCHS_PARAM])
+
+
+class PruneAwareOptunaSearch(OptunaSearch):
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None or trial_id in self._completed_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        if error:
+            # Ray would record an errored trial that had reported an epoch as COMPLETE.
+            state = TrialState.FAIL
+        elif stopped_early(ot_trial.params, result):
+            state = TrialState.PRUNED
+        else:
+            return super().on_trial_complete(trial_id, result, error)
+        self._ot_study.tell(ot_trial, state=state)
+        self._completed_trials.add(trial_id)

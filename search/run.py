@@ -1,0 +1,222 @@
+"""`python -m search.run`: the whole search, from config to exported model.
+
+CLI → config → data (tokenized once) → Ray → Tuner (Optuna + ASHA, one TorchTrainer per
+trial, MLflow) → best checkpoint → `<output>/best_model` → summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from trainable.config import Config, load_config, parse_override
+from trainable.errors import SetupError, UserError
+
+SAMPLE_MESSAGE = (
+    "WINNER!! As a valued network customer you have been selected to receive a £900 prize "
+    "reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only."
+)
+SEARCH_FILE = "search.json"
+BEST_MODEL = "best_model"
+
+# CLI flag → dotted config key
+FLAG_KEYS = {
+    "trials": "search.trials",
+    "max_concurrent": "search.max_concurrent",
+    "seed": "seed",
+    "output": "output",
+    "tracking_uri": "tracking.uri",
+    "experiment": "tracking.experiment",
+    "address": "address",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m search.run",
+        description="Hyperparameter search for fine-tuning a text classifier "
+        "(Ray Tune + Optuna TPE + ASHA, HF Trainer on Ray Train, MLflow tracking).",
+    )
+    parser.add_argument(
+        "--config", help="YAML config file (default: built-in defaults = configs/default.yaml)"
+    )
+    parser.add_argument("--trials", type=int, help="number of trials to run (search.trials)")
+    parser.add_argument(
+        "--output", help="folder for results, checkpoints, MLflow store and best_model/ (output)"
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI, e.g. http://127.0.0.1:5000 or databricks "
+        "(default: sqlite:///<output>/mlflow.db)",
+    )
+    parser.add_argument("--experiment", help="MLflow experiment name (tracking.experiment)")
+    parser.add_argument(
+        "--address",
+        help="existing Ray cluster to join: auto, HOST:6379 or ray://HOST:10001 "
+        "(default: start a local Ray)",
+    )
+    parser.add_argument(
+        "--max-concurrent", type=int, help="trials running at once (search.max_concurrent)"
+    )
+    parser.add_argument("--seed", type=int, help="seed for the split, the sampler and training")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config value, e.g. --set train.weight_decay=0.01 (repeatable)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier search in the output folder",
+    )
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = dict(parse_override(text) for text in args.overrides)
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[key] = value
+    return load_config(args.config, overrides)
+
+
+def claim_output(cfg: Config, overwrite: bool) -> str:
+    """Makes the output folder this search's own and returns the search's name."""
+    out = cfg.output_dir
+    marker = out / SEARCH_FILE
+    if marker.exists() and not overwrite:
+        raise SetupError(
+            f"output folder {out} already holds a search: pass --overwrite to replace it "
+            "or choose another --output"
+        )
+    if overwrite:
+        for name in (BEST_MODEL, "ray_results", "mlflow.db", "optuna.db", SEARCH_FILE):
+            path = out / name
+            if path.is_dir():
+                import shutil
+
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    name = cfg.search.name or f"{out.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    marker.write_text(json.dumps({"name": name, "config": cfg.to_dict()}, indent=2) + "\n")
+    return name
+
+
+def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
+    import ray
+    from datasets import DatasetDict
+
+    from search.cluster import connect, fit_to_cluster
+    from search.export import export_best, find_best
+    from search.tuner import build_tuner, selection_metric
+    from trainable import data
+    from trainable.model import load_tokenizer
+    from trainable.trial import TrialSetup
+
+    started = time.monotonic()
+    # Data first: a bad dataset fails before Ray starts or the output folder is touched.
+    tokenizer = load_tokenizer(cfg.model)
+    splits = data.tokenize(data.prepare(cfg.data, cfg.seed), tokenizer, cfg.model.max_length)
+    search_name = claim_output(cfg, overwrite)
+    print(
+        f"data: {len(splits['train'])} train, {len(splits['validation'])} validation, "
+        f"{len(splits['test'])} test messages",
+        flush=True,
+    )
+
+    connect(cfg)
+    cfg = fit_to_cluster(cfg)
+    metric = selection_metric(cfg)
+    setup = TrialSetup(
+        config=cfg,
+        # Tokenized once here; every trial reads the same object from the object store.
+        splits_ref=ray.put(DatasetDict(train=splits["train"], validation=splits["validation"])),
+        selection_metric=metric,
+        checkpoint_storage=f"{cfg.storage_path.rstrip('/')}/{search_name}/checkpoints",
+    )
+    results = build_tuner(cfg, setup, search_name).fit()
+
+    best = find_best(results, metric, cfg.search.mode)
+    failed = [_reason(r.error) for r in results if r.error]
+    if best is None:
+        raise SearchFailed(f"no trial finished an epoch; {len(failed)} failed: " + "; ".join(failed[:3]))
+    record = export_best(best, cfg, splits["test"], cfg.output_dir / BEST_MODEL)
+    record["wall_time_s"] = round(time.monotonic() - started, 1)
+    record["trials"] = len(results)
+    record["failed_trials"] = failed
+    return {"config": cfg, "record": record}
+
+
+def _reason(error: BaseException) -> str:
+    """The last line of a trial's error: the exception the worker raised, not Ray's wrapping."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+class SearchFailed(Exception):
+    """Every trial failed: nothing to export."""
+
+
+def print_summary(cfg: Config, record: dict[str, Any]) -> None:
+    from transformers import pipeline
+
+    from search.tracking import ui_command
+
+    model_dir = cfg.output_dir / BEST_MODEL
+    hp = record["hyperparameters"]
+    val, test = record["validation_metrics"], record["test_metrics"]
+    print()
+    print(f"search finished: {record['trials']} trials in {record['wall_time_s']:.0f} s")
+    if record["failed_trials"]:
+        print(f"failed trials ({len(record['failed_trials'])}):")
+        for reason in record["failed_trials"]:
+            print(f"  - {reason}")
+    print(
+        f"best trial {record['trial_id']} (epoch {record['best_epoch']}): "
+        f"learning_rate={hp['learning_rate']:.3g} batch_size={hp['batch_size']} "
+        f"epochs={hp['epochs']}"
+    )
+    print(
+        f"  validation: f1={val.get('eval_f1', float('nan')):.4f} "
+        f"accuracy={val.get('eval_accuracy', float('nan')):.4f}"
+    )
+    print(
+        "  test:       "
+        + " ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in test.items())
+    )
+    print(f"exported model: {model_dir}")
+    print(f"MLflow runs: {ui_command(cfg)}")
+    prediction = pipeline("text-classification", model=str(model_dir))(SAMPLE_MESSAGE)[0]
+    print(f"sample: {SAMPLE_MESSAGE[:50]}... -> {prediction['label']} ({prediction['score']:.3f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        outcome = run_search(cfg, overwrite=args.overwrite)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SearchFailed as exc:
+        print(f"search failed: {exc}", file=sys.stderr)
+        return 1
+    print_summary(outcome["config"], outcome["record"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

