@@ -16,11 +16,7 @@ log = logging.getLogger(__name__)
 def connect(cfg: Config) -> None:
     """Joins cfg.address, or starts a local Ray instance when there is none."""
     try:
-        ray.init(
-            address=cfg.address,
-            logging_level=logging.WARNING,
-            include_dashboard=False if cfg.address is None else None,
-        )
+        ray.init(address=cfg.address, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise SetupError(
             f"could not reach Ray at {cfg.address!r} ({str(exc).splitlines()[0]}): "

@@ -3,7 +3,8 @@
 Ray 2.60's `OptunaSearch.on_trial_complete` tells Optuna that every trial with a score is
 COMPLETE. A 3-epoch trial cut after one epoch would then read as "3 epochs give this score",
 misleading TPE and the importance analysis about the epochs dimension. Here such a trial is
-told as PRUNED; its per-epoch intermediate values are already reported by `on_trial_result`.
+told as PRUNED, and every epoch's score is an intermediate value: Tune hands the last result
+to `on_trial_complete` only, so Ray's searcher never reports the final epoch.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class PruneAwareOptunaSearch(OptunaSearch):
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is None or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
+        if result and result.get(self.metric) is not None and TRAINING_ITERATION in result:
+            ot_trial.report(result[self.metric], result[TRAINING_ITERATION])
         if error:
             # Ray would record an errored trial that had reported an epoch as COMPLETE.
             state = TrialState.FAIL

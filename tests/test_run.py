@@ -1,0 +1,96 @@
+"""The whole path through the real CLI: Ray, Tune, Train, HF Trainer, MLflow, Optuna, export."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import optuna
+import pytest
+from transformers import pipeline
+
+from search.export import RESULT_FILE
+from search.tracking import SEARCH_TAG
+
+
+def test_cli_prints_the_summary(tiny_search):
+    log = (tiny_search / "cli.log").read_text()
+    assert "best trial" in log
+    assert f"exported model: {tiny_search / 'best_model'}" in log
+    assert "mlflow ui --backend-store-uri sqlite:///" in log
+    assert "sample: WINNER!!" in log
+
+
+def test_mlflow_holds_one_run_per_trial_with_params_and_eval_metrics(tiny_search):
+    search = json.loads((tiny_search / "search.json").read_text())
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_search / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("finetune-hpo")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2
+    assert len({run.data.tags["trial_name"] for run in runs}) == 2
+    for run in runs:
+        assert run.data.tags[SEARCH_TAG] == search["name"]
+        assert set(run.data.params) == {"learning_rate", "batch_size", "epochs"}
+        assert 1e-4 <= float(run.data.params["learning_rate"]) <= 1e-3
+        for key in ("eval_f1", "eval_accuracy", "eval_precision", "eval_recall", "eval_loss"):
+            assert key in run.data.metrics
+        history = client.get_metric_history(run.info.run_id, "eval_f1")
+        assert 1 <= len(history) <= int(run.data.params["epochs"])
+
+
+def test_best_model_loads_into_a_pipeline_alone(tiny_search):
+    model_dir = tiny_search / "best_model"
+    files = {path.name for path in model_dir.iterdir()}
+    assert "model.safetensors" in files
+    assert not any(name.endswith((".bin", ".pkl", ".pt", ".pth")) for name in files)
+    classify = pipeline("text-classification", model=str(model_dir))
+    predictions = classify(["WINNER!! Claim your prize now", "see you at lunch"])
+    assert {p["label"] for p in predictions} <= {"ham", "spam"}
+    assert classify.model.config.id2label == {0: "ham", 1: "spam"}
+
+
+def test_export_records_hyperparameters_validation_and_test_metrics(tiny_search):
+    record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
+    assert set(record["hyperparameters"]) == {"learning_rate", "batch_size", "epochs"}
+    assert record["hyperparameters"]["batch_size"] in (16, 32)
+    assert 1 <= record["best_epoch"] <= record["hyperparameters"]["epochs"]
+    assert "eval_f1" in record["validation_metrics"]
+    test = record["test_metrics"]
+    assert set(test) == {"test_loss", "test_accuracy", "test_precision", "test_recall", "test_f1"}
+    assert 0.0 <= test["test_accuracy"] <= 1.0
+
+
+def test_optuna_study_has_one_trial_per_tune_trial(tiny_search):
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{tiny_search / 'optuna.db'}")
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 2
+    for trial in trials:
+        assert trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        steps = sorted(trial.intermediate_values)
+        assert steps and steps[0] == 1
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert len(steps) == trial.params["epochs"]
+        else:
+            assert len(steps) < trial.params["epochs"]
+
+
+def test_checkpoints_keep_only_each_trials_best(tiny_search):
+    search = json.loads((tiny_search / "search.json").read_text())
+    root = tiny_search / "ray_results" / search["name"] / "checkpoints"
+    trial_dirs = [path for path in root.iterdir() if path.is_dir()]
+    assert len(trial_dirs) == 2
+    for trial_dir in trial_dirs:
+        kept = [path for path in trial_dir.glob("checkpoint_*") if path.is_dir()]
+        assert len(kept) == 1, kept
+
+
+@pytest.mark.parametrize("args", [["--trials", "0"], ["--set", "space.epochs=[0]"]])
+def test_bad_input_is_one_line_and_exit_2(args, tmp_path):
+    from tests.conftest import run_cli
+
+    proc = run_cli("--config", "configs/tiny.yaml", "--output", str(tmp_path / "o"), *args)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
