@@ -53,7 +53,9 @@ def fit_to_cluster(cfg: Config) -> Config:
     if concurrent < cfg.search.max_concurrent:
         log.warning(
             "running %d trials at once, not %d: the cluster has room for %d",
-            concurrent, cfg.search.max_concurrent, fits,
+            concurrent,
+            cfg.search.max_concurrent,
+            fits,
         )
     return dataclasses.replace(
         cfg,

@@ -12,7 +12,6 @@ import os
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from trainable.config import Config, load_config, parse_override
@@ -151,7 +150,9 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
     best = find_best(results, metric, cfg.search.mode)
     failed = [_reason(r.error) for r in results if r.error]
     if best is None:
-        raise SearchFailed(f"no trial finished an epoch; {len(failed)} failed: " + "; ".join(failed[:3]))
+        raise SearchFailed(
+            f"no trial finished an epoch; {len(failed)} failed: " + "; ".join(failed[:3])
+        )
     record = export_best(best, cfg, splits["test"], cfg.output_dir / BEST_MODEL)
     record["wall_time_s"] = round(time.monotonic() - started, 1)
     record["trials"] = len(results)
@@ -193,8 +194,7 @@ def print_summary(cfg: Config, record: dict[str, Any]) -> None:
         f"accuracy={val.get('eval_accuracy', float('nan')):.4f}"
     )
     print(
-        "  test:       "
-        + " ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in test.items())
+        "  test:       " + " ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in test.items())
     )
     print(f"exported model: {model_dir}")
     print(f"MLflow runs: {ui_command(cfg)}")

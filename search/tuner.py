@@ -10,8 +10,8 @@ from search.optuna_search import PruneAwareOptunaSearch
 from search.space import search_space
 from search.tracking import mlflow_callback
 from trainable.config import Config
-from trainable.trial import TrialSetup, run_trial
 from trainable.train_loop import OBJECTIVE
+from trainable.trial import TrialSetup, run_trial
 
 STUDY_NAME = "search"
 

@@ -36,6 +36,8 @@ def tiny_search(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("search") / "out"
     proc = run_cli("--config", str(TINY), "--trials", "2", "--output", str(output))
     if proc.returncode != 0:
-        pytest.fail(f"search failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        pytest.fail(
+            f"search failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     (output / "cli.log").write_text(proc.stdout + proc.stderr)
     return output

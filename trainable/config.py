@@ -177,7 +177,9 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"config file {path} is not valid YAML{where}: fix its syntax") from None
+            raise ConfigError(
+                f"config file {path} is not valid YAML{where}: fix its syntax"
+            ) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping of keys to values")
         raw = loaded or {}
@@ -190,7 +192,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     """`key.sub=value` → (key.sub, YAML-parsed value)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} must look like key.sub=value, e.g. train.weight_decay=0.01")
+        raise ConfigError(
+            f"override {text!r} must look like key.sub=value, e.g. train.weight_decay=0.01"
+        )
     try:
         return key.strip(), yaml.safe_load(value)
     except yaml.YAMLError:

@@ -51,8 +51,7 @@ def load_raw(cfg: DataConfig) -> Dataset:
             raise DataError(f"dataset file {path} does not exist: fix data.source")
         if suffix not in FILE_FORMATS:
             raise DataError(
-                f"dataset file {path} has an unknown format: use one of "
-                f"{', '.join(FILE_FORMATS)}"
+                f"dataset file {path} has an unknown format: use one of {', '.join(FILE_FORMATS)}"
             )
         builder, kwargs = FILE_FORMATS[suffix]
         try:
@@ -98,7 +97,7 @@ def normalize(ds: Dataset, cfg: DataConfig) -> Dataset:
         return -1
 
     ids = [to_id(value) for value in ds[LABEL]]
-    bad = sorted({str(value) for value, i in zip(ds[LABEL], ids) if i < 0})
+    bad = sorted({str(value) for value, i in zip(ds[LABEL], ids, strict=True) if i < 0})
     if bad:
         raise DataError(
             f"labels {', '.join(bad[:5])} are not in data.labels {cfg.labels}: "

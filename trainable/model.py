@@ -1,4 +1,4 @@
-"""Model and tokenizer: the embedded MiniLM, a hub id or a local folder; a tiny random one for tests."""
+"""Model and tokenizer: embedded MiniLM, a hub id or a local folder; a tiny random one for tests."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ class Hyperparameters:
 
 
 def objective(metrics: dict[str, float], metric: str, mode: str, tie_breaker: str | None) -> float:
-    """The score trials are ranked by: the metric, ties broken by the (lower-is-better) tie-breaker."""
+    """The score trials are ranked by: the metric, ties broken by the lower tie-breaker."""
     value = metrics[metric]
     if tie_breaker is None:
         return value

@@ -1,4 +1,4 @@
-"""One Tune trial: a Ray Train `TorchTrainer` run of the worker loop with the trial's hyperparameters.
+"""One Tune trial: a Ray Train `TorchTrainer` run of the worker loop with its hyperparameters.
 
 Ray Train V2 (Ray 2.60's default): the Tune trial function builds the trainer and calls fit();
 `TuneReportCallback` forwards each epoch's metrics and checkpoint path to Tune.

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from trainable import data
+from trainable.config import DataConfig
+from trainable.errors import DataError
+
+
+def test_embedded_collection_loads_with_labels():
+    ds = data.normalize(data.load_raw(DataConfig()), DataConfig())
+    assert len(ds) == 4862
+    assert ds.features["label"].names == ["ham", "spam"]
+    assert sum(ds["label"]) == 642
+
+
+def test_split_is_stratified_seeded_and_disjoint():
+    cfg = DataConfig()
+    splits = data.prepare(cfg, seed=42)
+    sizes = {name: len(split) for name, split in splits.items()}
+    assert sizes == {"train": 3500, "validation": 389, "test": 973}
+    for split in splits.values():
+        assert abs(sum(split["label"]) / len(split) - 642 / 4862) < 0.01
+    assert sum(sum(split["label"]) for split in splits.values()) == 642
+    again = data.prepare(cfg, seed=42)
+    assert again["test"]["text"] == splits["test"]["text"]
+    other = data.prepare(cfg, seed=1)
+    assert other["test"]["text"] != splits["test"]["text"]
+
+
+def test_tokenize_truncates_and_does_not_pad():
+    from trainable.config import ModelConfig
+    from trainable.model import load_tokenizer
+
+    splits = data.prepare(DataConfig(max_rows=200), seed=0)
+    tokenized = data.tokenize(splits, load_tokenizer(ModelConfig()), max_length=16)
+    lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
+    assert max(lengths) == 16
+    assert min(lengths) < 16
+    assert "text" not in tokenized["train"].column_names
+
+
+def _rows(n_spam=20, n_ham=80):
+    return [{"message": f"win cash {i}", "kind": "spam"} for i in range(n_spam)] + [
+        {"message": f"see you {i}", "kind": "ham"} for i in range(n_ham)
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".json", ".jsonl", ".parquet"])
+def test_local_files_with_custom_columns(tmp_path, suffix):
+    frame = pd.DataFrame(_rows())
+    path = tmp_path / f"messages{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".tsv":
+        frame.to_csv(path, index=False, sep="\t")
+    elif suffix == ".json":
+        path.write_text(json.dumps(frame.to_dict("records")))
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_parquet(path)
+    cfg = DataConfig(source=str(path), text_column="message", label_column="kind")
+    splits = data.prepare(cfg, seed=0)
+    assert sum(len(split) for split in splits.values()) == 100
+    assert sum(splits["test"]["label"]) == 4  # 20% of 20 spam, stratified
+
+
+def test_integer_labels_are_ids(tmp_path):
+    path = tmp_path / "ids.csv"
+    pd.DataFrame(
+        {"text": [f"m{i}" for i in range(50)], "label": [i % 2 for i in range(50)]}
+    ).to_csv(path, index=False)
+    ds = data.normalize(data.load_raw(DataConfig(source=str(path))), DataConfig(source=str(path)))
+    assert sum(ds["label"]) == 25
+
+
+def _write(tmp_path, rows, name="d.csv"):
+    path = tmp_path / name
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("rows", "overrides", "message"),
+    [
+        (_rows(), {"text_column": "body", "label_column": "kind"}, "no column 'body'"),
+        (_rows(), {"text_column": "message"}, "no column 'label'"),
+        ([{"text": "a", "label": "ham"}, {"text": "b", "label": "eggs"}], {}, "eggs"),
+        ([{"text": f"m{i}", "label": "ham"} for i in range(30)], {}, "single class"),
+        ([{"text": "a", "label": "ham"}, {"text": "b", "label": "spam"}], {}, "too small"),
+    ],
+)
+def test_unusable_data_is_refused(tmp_path, rows, overrides, message):
+    cfg = DataConfig(source=_write(tmp_path, rows), **overrides)
+    with pytest.raises(DataError) as info:
+        data.prepare(cfg, seed=0)
+    assert message in str(info.value)
+
+
+def test_missing_empty_and_unknown_sources(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        data.load_raw(DataConfig(source=str(tmp_path / "none.csv")))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\n")
+    with pytest.raises(DataError, match="empty"):
+        data.prepare(DataConfig(source=str(empty)), seed=0)
+    with pytest.raises(DataError, match="could not load hub dataset"):
+        data.load_raw(DataConfig(source="no-such-user/no-such-dataset"))

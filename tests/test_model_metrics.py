@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainable.config import ModelConfig
+from trainable.metrics import compute_metrics
+from trainable.model import load_model, load_tokenizer
+from trainable.train_loop import objective
+
+
+def test_embedded_model_gets_the_label_map():
+    cfg = ModelConfig()
+    tokenizer = load_tokenizer(cfg)
+    model = load_model(cfg, ["ham", "spam"], tokenizer)
+    assert model.config.model_type == "bert"
+    assert model.config.id2label == {0: "ham", 1: "spam"}
+    assert model.config.label2id == {"ham": 0, "spam": 1}
+    assert 22_000_000 < model.num_parameters() < 23_500_000
+
+
+def test_tiny_model_is_a_small_random_distilbert_with_the_embedded_tokenizer():
+    cfg = ModelConfig(tiny=True)
+    tokenizer = load_tokenizer(cfg)
+    model = load_model(cfg, ["ham", "spam"], tokenizer)
+    assert model.config.model_type == "distilbert"
+    assert model.config.vocab_size == len(tokenizer)
+    assert model.num_parameters() < 2_000_000
+    logits = model(**tokenizer(["free prize"], return_tensors="pt")).logits
+    assert logits.shape == (1, 2)
+
+
+def test_unknown_model_is_a_config_error(tmp_path):
+    from trainable.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="could not load tokenizer"):
+        load_tokenizer(ModelConfig(name=str(tmp_path / "no-model")))
+
+
+def test_metrics_score_spam_as_the_positive_class():
+    logits = np.array([[0, 1], [0, 1], [1, 0], [1, 0], [0, 1]])
+    labels = np.array([1, 0, 0, 1, 1])
+    metrics = compute_metrics((logits, labels))
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+    assert metrics["precision"] == pytest.approx(2 / 3)
+    assert metrics["recall"] == pytest.approx(2 / 3)
+    assert metrics["f1"] == pytest.approx(2 / 3)
+
+
+def test_objective_breaks_f1_ties_by_lower_loss_without_overturning_f1():
+    a = objective({"eval_f1": 0.96, "eval_loss": 0.05}, "eval_f1", "max", "eval_loss")
+    b = objective({"eval_f1": 0.96, "eval_loss": 0.20}, "eval_f1", "max", "eval_loss")
+    c = objective({"eval_f1": 0.97, "eval_loss": 0.90}, "eval_f1", "max", "eval_loss")
+    assert c > a > b
+    assert objective({"eval_f1": 0.5}, "eval_f1", "max", None) == 0.5
+    assert objective({"eval_loss": 0.3, "x": 1.0}, "eval_loss", "min", "x") > 0.3

@@ -1,0 +1,59 @@
+"""The Optuna study must record what really happened to each Tune trial."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.optuna_search import PruneAwareOptunaSearch, stopped_early
+from search.space import search_space
+from trainable.config import SpaceConfig
+
+
+@pytest.fixture
+def searcher():
+    searcher = PruneAwareOptunaSearch(seed=0)
+    searcher.set_search_properties("score", "max", search_space(SpaceConfig(epochs=[3])))
+    return searcher
+
+
+def _run(searcher, trial_id, scores, error=False):
+    params = searcher.suggest(trial_id)
+    results = [{"score": s, "training_iteration": i + 1} for i, s in enumerate(scores)]
+    for result in results[:-1]:
+        searcher.on_trial_result(trial_id, result)
+    searcher.on_trial_complete(trial_id, results[-1] if results else None, error=error)
+    return params
+
+
+def _study_trials(searcher) -> list[optuna.trial.FrozenTrial]:
+    return searcher._ot_study.get_trials(deepcopy=False)
+
+
+def test_trial_stopped_early_is_pruned_with_its_epoch_scores(searcher):
+    params = _run(searcher, "a", [0.5])
+    assert params["epochs"] == 3
+    (trial,) = _study_trials(searcher)
+    assert trial.state == TrialState.PRUNED
+    assert trial.intermediate_values == {1: 0.5}
+
+
+def test_trial_that_ran_all_epochs_is_complete_with_every_epoch(searcher):
+    _run(searcher, "a", [0.5, 0.7, 0.9])
+    (trial,) = _study_trials(searcher)
+    assert trial.state == TrialState.COMPLETE
+    assert trial.value == 0.9
+    assert trial.intermediate_values == {1: 0.5, 2: 0.7, 3: 0.9}
+
+
+def test_errored_trial_fails_even_after_reporting_an_epoch(searcher):
+    _run(searcher, "a", [0.5, 0.6], error=True)
+    (trial,) = _study_trials(searcher)
+    assert trial.state == TrialState.FAIL
+
+
+def test_stopped_early_reads_the_sampled_epochs():
+    assert stopped_early({"epochs": 3}, {"training_iteration": 2})
+    assert not stopped_early({"epochs": 2}, {"training_iteration": 2})
+    assert not stopped_early({"epochs": 2}, None)
