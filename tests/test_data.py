@@ -41,6 +41,7 @@ def test_tokenize_truncates_and_does_not_pad():
     assert max(lengths) == 16
     assert min(lengths) < 16
     assert "text" not in tokenized["train"].column_names
+    assert tokenized["train"].cache_files == []  # pickles whole into the object store
 
 
 def _rows(n_spam=20, n_ham=80):

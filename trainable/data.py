@@ -124,11 +124,16 @@ def split(ds: Dataset, cfg: DataConfig, seed: int) -> DatasetDict:
 
 
 def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
-    """Truncates at max_length and does not pad: the collator pads each batch to its longest."""
+    """Truncates at max_length and does not pad: the collator pads each batch to its longest.
+
+    The result is held in memory, not in a cache file, so that it pickles whole into Ray's
+    object store and reaches workers on other nodes.
+    """
     return splits.map(
         lambda batch: tokenizer(batch[TEXT], truncation=True, max_length=max_length),
         batched=True,
         remove_columns=[TEXT],
+        keep_in_memory=True,
     )
 
 
