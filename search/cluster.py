@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
+from pathlib import Path
 
 import ray
 
+import trainable
 from trainable.config import Config
 from trainable.errors import SetupError
 
@@ -14,9 +17,18 @@ log = logging.getLogger(__name__)
 
 
 def connect(cfg: Config) -> None:
-    """Joins cfg.address, or starts a local Ray instance when there is none."""
+    """Joins cfg.address, or starts a local Ray instance when there is none.
+
+    Workers get this run's `trainable` package shipped with the job, so every node runs the
+    driver's code whether or not the project is installed there.
+    """
+    if cfg.address not in (None, "auto"):
+        _check_reachable(cfg.address)
+    runtime_env = None
+    if cfg.address is not None:
+        runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)]}
     try:
-        ray.init(address=cfg.address, logging_level=logging.WARNING)
+        ray.init(address=cfg.address, logging_level=logging.WARNING, runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise SetupError(
             f"could not reach Ray at {cfg.address!r} ({str(exc).splitlines()[0]}): "
@@ -24,13 +36,48 @@ def connect(cfg: Config) -> None:
         ) from None
 
 
+def _check_reachable(address: str) -> None:
+    """Fails in seconds where ray.init would retry an unreachable address for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            return
+    except (OSError, ValueError):
+        raise SetupError(
+            f"could not reach Ray at {address!r}: start the cluster (`ray start --head`) "
+            "or fix --address (HOST:6379, ray://HOST:10001 or auto)"
+        ) from None
+
+
+def capacity() -> dict[str, float]:
+    """What the cluster has now, or can grow to where an autoscaler config says so (GPU
+    workers that scale from zero are not there yet when the search starts)."""
+    total = dict(ray.cluster_resources())
+    try:
+        from ray._private.state import state
+
+        ceiling = state.get_max_resources_from_cluster_config() or {}
+    except Exception:  # a private API: without it, plan for what is there now
+        ceiling = {}
+    for key, value in ceiling.items():
+        total[key] = max(total.get(key, 0), value)
+    return total
+
+
 def fit_to_cluster(cfg: Config) -> Config:
-    """Resolves use_gpu and caps concurrency by what a trial's workers need.
+    """Resolves use_gpu, checks storage, and caps concurrency by what a trial's workers need.
 
     A trial whose workers can never be placed would wait forever without an error, so the
     request is checked here, before anything starts.
     """
-    total = ray.cluster_resources()
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    if len(nodes) > 1 and cfg.storage is None:
+        raise SetupError(
+            f"the Ray cluster has {len(nodes)} nodes but storage is a folder on this one, where "
+            "workers on other nodes cannot write checkpoints: set storage to s3://BUCKET/PATH "
+            "or a path every node mounts (--set storage=...)"
+        )
+    total = capacity()
     cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
     res = cfg.resources
     use_gpu = gpus > 0 if res.use_gpu is None else res.use_gpu
@@ -50,7 +97,7 @@ def fit_to_cluster(cfg: Config) -> Config:
     if use_gpu:
         fits = min(fits, int(gpus // res.num_workers))
     concurrent = min(cfg.search.max_concurrent, fits, cfg.search.trials)
-    if concurrent < cfg.search.max_concurrent:
+    if concurrent < min(cfg.search.max_concurrent, cfg.search.trials):
         log.warning(
             "running %d trials at once, not %d: the cluster has room for %d",
             concurrent,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from datetime import datetime
@@ -89,21 +90,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
+def check_output_free(cfg: Config, overwrite: bool) -> None:
+    if (cfg.output_dir / SEARCH_FILE).exists() and not overwrite:
+        raise SetupError(
+            f"output folder {cfg.output_dir} already holds a search: pass --overwrite to "
+            "replace it or choose another --output"
+        )
+
+
 def claim_output(cfg: Config, overwrite: bool) -> str:
     """Makes the output folder this search's own and returns the search's name."""
     out = cfg.output_dir
     marker = out / SEARCH_FILE
-    if marker.exists() and not overwrite:
-        raise SetupError(
-            f"output folder {out} already holds a search: pass --overwrite to replace it "
-            "or choose another --output"
-        )
     if overwrite:
         for name in (BEST_MODEL, "ray_results", "mlflow.db", "optuna.db", SEARCH_FILE):
             path = out / name
             if path.is_dir():
-                import shutil
-
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
@@ -119,24 +121,26 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
 
     from search.cluster import connect, fit_to_cluster
     from search.export import export_best, find_best
+    from search.tracking import check_tracking
     from search.tuner import build_tuner, selection_metric
     from trainable import data
     from trainable.model import load_tokenizer
     from trainable.trial import TrialSetup
 
     started = time.monotonic()
-    # Data first: a bad dataset fails before Ray starts or the output folder is touched.
+    # Every check comes before the output folder is touched: bad input leaves nothing behind.
     tokenizer = load_tokenizer(cfg.model)
     splits = data.tokenize(data.prepare(cfg.data, cfg.seed), tokenizer, cfg.model.max_length)
+    check_tracking(cfg)
+    check_output_free(cfg, overwrite)
+    connect(cfg)
+    cfg = fit_to_cluster(cfg)
     search_name = claim_output(cfg, overwrite)
     print(
         f"data: {len(splits['train'])} train, {len(splits['validation'])} validation, "
         f"{len(splits['test'])} test messages",
         flush=True,
     )
-
-    connect(cfg)
-    cfg = fit_to_cluster(cfg)
     metric = selection_metric(cfg)
     setup = TrialSetup(
         config=cfg,

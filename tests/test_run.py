@@ -6,7 +6,6 @@ import json
 
 import mlflow
 import optuna
-import pytest
 from transformers import pipeline
 
 from search.export import RESULT_FILE
@@ -82,15 +81,3 @@ def test_checkpoints_keep_only_each_trials_best(tiny_search):
     for trial_dir in trial_dirs:
         kept = [path for path in trial_dir.glob("checkpoint_*") if path.is_dir()]
         assert len(kept) == 1, kept
-
-
-@pytest.mark.parametrize("args", [["--trials", "0"], ["--set", "space.epochs=[0]"]])
-def test_bad_input_is_one_line_and_exit_2(args, tmp_path):
-    from tests.conftest import run_cli
-
-    proc = run_cli("--config", "configs/tiny.yaml", "--output", str(tmp_path / "o"), *args)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("error: ")
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "o").exists()

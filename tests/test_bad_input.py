@@ -1,0 +1,122 @@
+"""Bad input through the real CLI: one line naming problem and fix, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli
+
+
+def _assert_refused(proc, *words):
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in proc.stdout + proc.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+@pytest.fixture
+def spam_csv(tmp_path):
+    def write(rows, name="d.csv"):
+        path = tmp_path / name
+        pd.DataFrame(rows).to_csv(path, index=False)
+        return str(path)
+
+    return write
+
+
+def _messages(n_ham=40, n_spam=10):
+    return [{"text": f"hi {i}", "label": "ham"} for i in range(n_ham)] + [
+        {"text": f"win {i}", "label": "spam"} for i in range(n_spam)
+    ]
+
+
+CASES = {
+    "missing config": (["--config", "configs/nope.yaml"], ["does not exist"]),
+    "unknown key": (["--set", "search.trails=2"], ["did you mean search.trials?"]),
+    "inverted lr": (["--set", "space.learning_rate=[1e-3, 1e-5]"], ["inverted"]),
+    "zero lr": (["--set", "space.learning_rate=[0, 1e-5]"], ["positive"]),
+    "batch below 1": (["--set", "space.batch_size=[0]"], ["space.batch_size"]),
+    "epochs below 1": (["--set", "space.epochs=[0, 1]"], ["space.epochs"]),
+    "trials below 1": (["--trials", "0"], ["--trials"]),
+    "missing data file": (["--set", "data.source=/no/such/file.csv"], ["does not exist"]),
+    "bad override": (["--set", "search.trials"], ["key.sub=value"]),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_config_is_refused(case, tmp_path):
+    args, words = CASES[case]
+    out = tmp_path / "out"
+    proc = run_cli("--config", "configs/tiny.yaml", "--output", str(out), *args)
+    _assert_refused(proc, *words)
+    assert not out.exists()
+
+
+def test_unparsable_config_names_the_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("search:\n  trials: 2\n  metric: [eval_f1\n")
+    proc = run_cli("--config", str(bad), "--output", str(tmp_path / "out"))
+    _assert_refused(proc, "not valid YAML", "line")
+
+
+@pytest.mark.parametrize(
+    ("rows", "overrides", "words"),
+    [
+        (_messages(), ["--set", "data.text_column=body"], ["no column 'body'", "text_column"]),
+        (_messages() + [{"text": "x", "label": "eggs"}], [], ["eggs", "data.labels"]),
+        (_messages(n_spam=0), [], ["single class"]),
+        (_messages(n_ham=2, n_spam=1), ["--set", "data.max_rows=null"], ["too small"]),
+        ([], [], ["empty"]),
+    ],
+    ids=["missing column", "unknown label", "single class", "too small", "empty"],
+)
+def test_bad_data_is_refused(rows, overrides, words, tmp_path, spam_csv):
+    path = spam_csv(rows) if rows else str(tmp_path / "empty.csv")
+    if not rows:
+        (tmp_path / "empty.csv").write_text("text,label\n")
+    out = tmp_path / "out"
+    proc = run_cli(
+        "--config",
+        "configs/tiny.yaml",
+        "--output",
+        str(out),
+        "--set",
+        f"data.source={path}",
+        *overrides,
+    )
+    _assert_refused(proc, *words)
+    assert not out.exists()
+
+
+def test_unreachable_mlflow_and_ray_are_refused_before_training(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli(
+        "--config",
+        "configs/tiny.yaml",
+        "--output",
+        str(out),
+        "--tracking-uri",
+        "http://127.0.0.1:9",
+    )
+    _assert_refused(proc, "MLflow tracking store", "--tracking-uri")
+    proc = run_cli(
+        "--config", "configs/tiny.yaml", "--output", str(out), "--address", "127.0.0.1:9"
+    )
+    _assert_refused(proc, "could not reach Ray", "--address")
+    assert not out.exists()
+
+
+def test_output_folder_of_another_search_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    marker = out / "search.json"
+    marker.write_text(json.dumps({"name": "earlier"}))
+    proc = run_cli("--config", "configs/tiny.yaml", "--output", str(out))
+    _assert_refused(proc, "already holds a search", "--overwrite")
+    assert json.loads(marker.read_text()) == {"name": "earlier"}
