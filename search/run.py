@@ -121,6 +121,7 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
 
     from search.cluster import connect, fit_to_cluster
     from search.export import export_best, find_best
+    from search.report import write_report
     from search.tracking import check_tracking
     from search.tuner import build_tuner, selection_metric
     from trainable import data
@@ -158,6 +159,7 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
             f"no trial finished an epoch; {len(failed)} failed: " + "; ".join(failed[:3])
         )
     record = export_best(best, cfg, splits["test"], cfg.output_dir / BEST_MODEL)
+    write_report(cfg.output_dir)
     record["wall_time_s"] = round(time.monotonic() - started, 1)
     record["trials"] = len(results)
     record["failed_trials"] = failed
@@ -201,6 +203,7 @@ def print_summary(cfg: Config, record: dict[str, Any]) -> None:
         "  test:       " + " ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in test.items())
     )
     print(f"exported model: {model_dir}")
+    print(f"report: {cfg.output_dir / 'report'} (trials.md and plots)")
     print(f"MLflow runs: {ui_command(cfg)}")
     prediction = pipeline("text-classification", model=str(model_dir))(SAMPLE_MESSAGE)[0]
     print(f"sample: {SAMPLE_MESSAGE[:50]}... -> {prediction['label']} ({prediction['score']:.3f})")
