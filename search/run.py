@@ -15,13 +15,10 @@ import time
 from datetime import datetime
 from typing import Any
 
+from search.export import SAMPLE_MESSAGE
 from trainable.config import Config, load_config, parse_override
 from trainable.errors import SetupError, UserError
 
-SAMPLE_MESSAGE = (
-    "WINNER!! As a valued network customer you have been selected to receive a £900 prize "
-    "reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only."
-)
 SEARCH_FILE = "search.json"
 BEST_MODEL = "best_model"
 
@@ -98,12 +95,16 @@ def check_output_free(cfg: Config, overwrite: bool) -> None:
         )
 
 
-def claim_output(cfg: Config, overwrite: bool) -> str:
-    """Makes the output folder this search's own and returns the search's name."""
+def claim_output(cfg: Config, overwrite: bool) -> tuple[str, str]:
+    """Makes the output folder this search's own; returns the search's name and MLflow run."""
+    from search.report import REPORT_DIR
+    from search.tracking import open_search_run
+
     out = cfg.output_dir
     marker = out / SEARCH_FILE
     if overwrite:
-        for name in (BEST_MODEL, "ray_results", "mlflow.db", "optuna.db", SEARCH_FILE):
+        owned = (BEST_MODEL, REPORT_DIR, "ray_results", "mlflow.db", "mlartifacts", "optuna.db")
+        for name in (*owned, SEARCH_FILE):
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -111,8 +112,10 @@ def claim_output(cfg: Config, overwrite: bool) -> str:
                 path.unlink()
     out.mkdir(parents=True, exist_ok=True)
     name = cfg.search.name or f"{out.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    marker.write_text(json.dumps({"name": name, "config": cfg.to_dict()}, indent=2) + "\n")
-    return name
+    run_id = open_search_run(cfg, name)
+    record = {"name": name, "mlflow_run_id": run_id, "config": cfg.to_dict()}
+    marker.write_text(json.dumps(record, indent=2) + "\n")
+    return name, run_id
 
 
 def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
@@ -122,7 +125,7 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
     from search.cluster import connect, fit_to_cluster
     from search.export import export_best, find_best
     from search.report import write_report
-    from search.tracking import check_tracking
+    from search.tracking import check_tracking, close_search_run
     from search.tuner import build_tuner, selection_metric
     from trainable import data
     from trainable.model import load_tokenizer
@@ -136,7 +139,7 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
     check_output_free(cfg, overwrite)
     connect(cfg)
     cfg = fit_to_cluster(cfg)
-    search_name = claim_output(cfg, overwrite)
+    search_name, run_id = claim_output(cfg, overwrite)
     print(
         f"data: {len(splits['train'])} train, {len(splits['validation'])} validation, "
         f"{len(splits['test'])} test messages",
@@ -150,16 +153,19 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
         selection_metric=metric,
         checkpoint_storage=f"{cfg.storage_path.rstrip('/')}/{search_name}/checkpoints",
     )
-    results = build_tuner(cfg, setup, search_name).fit()
+    results = build_tuner(cfg, setup, search_name, run_id).fit()
 
     best = find_best(results, metric, cfg.search.mode)
     failed = [_reason(r.error) for r in results if r.error]
+    report_dir = write_report(cfg.output_dir)
     if best is None:
+        close_search_run(cfg, run_id, None, report_dir, None)
         raise SearchFailed(
             f"no trial finished an epoch; {len(failed)} failed: " + "; ".join(failed[:3])
         )
-    record = export_best(best, cfg, splits["test"], cfg.output_dir / BEST_MODEL)
-    write_report(cfg.output_dir)
+    model_dir = cfg.output_dir / BEST_MODEL
+    record = export_best(best, cfg, splits["test"], model_dir)
+    close_search_run(cfg, run_id, record, report_dir, model_dir)
     record["wall_time_s"] = round(time.monotonic() - started, 1)
     record["trials"] = len(results)
     record["failed_trials"] = failed
@@ -179,6 +185,7 @@ class SearchFailed(Exception):
 def print_summary(cfg: Config, record: dict[str, Any]) -> None:
     from transformers import pipeline
 
+    from search.report import REPORT_DIR
     from search.tracking import ui_command
 
     model_dir = cfg.output_dir / BEST_MODEL
@@ -203,7 +210,7 @@ def print_summary(cfg: Config, record: dict[str, Any]) -> None:
         "  test:       " + " ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in test.items())
     )
     print(f"exported model: {model_dir}")
-    print(f"report: {cfg.output_dir / 'report'} (trials.md and plots)")
+    print(f"report: {cfg.output_dir / REPORT_DIR} (trials.md and plots)")
     print(f"MLflow runs: {ui_command(cfg)}")
     prediction = pipeline("text-classification", model=str(model_dir))(SAMPLE_MESSAGE)[0]
     print(f"sample: {SAMPLE_MESSAGE[:50]}... -> {prediction['label']} ({prediction['score']:.3f})")

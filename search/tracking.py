@@ -7,6 +7,7 @@ reads them; nothing here copies them into params, tags or files.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
@@ -14,15 +15,86 @@ from trainable.config import Config
 from trainable.errors import SetupError
 
 SEARCH_TAG = "search"
+# MLflow nests a run under the run this tag names; MLflowLoggerCallback has no parent runs of
+# its own but passes its tags to every trial run it opens.
+PARENT_TAG = "mlflow.parentRunId"
 
 
-def mlflow_callback(cfg: Config, search_name: str) -> MLflowLoggerCallback:
+def mlflow_callback(cfg: Config, search_name: str, parent_run_id: str) -> MLflowLoggerCallback:
     return MLflowLoggerCallback(
         tracking_uri=cfg.tracking_uri,
         experiment_name=cfg.tracking.experiment,
-        tags={SEARCH_TAG: search_name},
+        tags={SEARCH_TAG: search_name, PARENT_TAG: parent_run_id},
         save_artifact=False,
     )
+
+
+def open_search_run(cfg: Config, search_name: str) -> str:
+    """The search's parent run; trial runs nest under it. Returns its run id."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=cfg.tracking_uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is None:
+        # With the default SQLite store, artifacts live beside it in the output folder rather
+        # than in ./mlruns of whatever folder the search was started from.
+        location = None if cfg.tracking.uri else (cfg.output_dir / "mlartifacts").as_uri()
+        experiment_id = client.create_experiment(cfg.tracking.experiment, location)
+    else:
+        experiment_id = experiment.experiment_id
+    run = client.create_run(experiment_id, run_name=search_name, tags={SEARCH_TAG: search_name})
+    client.log_dict(run.info.run_id, cfg.to_dict(), "config.json")
+    for key, value in {
+        "model": cfg.model.name,
+        "data": cfg.data.source,
+        "trials": cfg.search.trials,
+        "metric": cfg.search.metric,
+    }.items():
+        client.log_param(run.info.run_id, key, value)
+    return run.info.run_id
+
+
+def close_search_run(
+    cfg: Config, run_id: str, record: dict | None, report_dir: Path, model_dir: Path | None
+) -> None:
+    """Logs the outcome to the parent run: test metrics, the report, the model (registered)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=cfg.tracking_uri)
+    if report_dir.is_dir():
+        client.log_artifacts(run_id, str(report_dir), "report")
+    if record is None or model_dir is None:
+        client.set_terminated(run_id, "FAILED")
+        return
+    for key, value in record["test_metrics"].items():
+        client.log_metric(run_id, key, value)
+    client.set_tag(run_id, "best_trial", record["trial_id"])
+    log_model(cfg, run_id, model_dir)
+    client.set_terminated(run_id, "FINISHED")
+
+
+def log_model(cfg: Config, run_id: str, model_dir: Path) -> None:
+    """The exported model in MLflow's transformers flavour, registered when a name is set."""
+    from importlib.metadata import version
+
+    import mlflow
+    from transformers import pipeline
+
+    from search.export import SAMPLE_MESSAGE
+
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow.set_registry_uri(cfg.tracking_uri)
+    classifier = pipeline("text-classification", model=str(model_dir))
+    with mlflow.start_run(run_id=run_id):
+        mlflow.transformers.log_model(
+            classifier,
+            name="model",
+            task="text-classification",
+            input_example=[SAMPLE_MESSAGE],
+            registered_model_name=cfg.tracking.registered_model,
+            # MLflow's inferred requirements name torchvision, which a text model never needs.
+            pip_requirements=[f"{name}=={version(name)}" for name in ("transformers", "torch")],
+        )
 
 
 def ui_command(cfg: Config) -> str:

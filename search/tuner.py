@@ -34,7 +34,7 @@ def trainable(setup: TrialSetup):
     )
 
 
-def build_tuner(cfg: Config, setup: TrialSetup, search_name: str) -> tune.Tuner:
+def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id: str) -> tune.Tuner:
     searcher = PruneAwareOptunaSearch(
         seed=cfg.seed,
         storage=optuna.storages.RDBStorage(optuna_storage_uri(cfg)),
@@ -60,7 +60,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str) -> tune.Tuner:
         run_config=tune.RunConfig(
             name=search_name,
             storage_path=cfg.storage_path,
-            callbacks=[mlflow_callback(cfg, search_name)],
+            callbacks=[mlflow_callback(cfg, search_name, parent_run_id)],
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=1,
         ),

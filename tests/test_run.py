@@ -9,7 +9,7 @@ import optuna
 from transformers import pipeline
 
 from search.export import RESULT_FILE
-from search.tracking import SEARCH_TAG
+from search.tracking import PARENT_TAG, SEARCH_TAG
 
 
 def test_cli_prints_the_summary(tiny_search):
@@ -24,11 +24,12 @@ def test_mlflow_holds_one_run_per_trial_with_params_and_eval_metrics(tiny_search
     search = json.loads((tiny_search / "search.json").read_text())
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_search / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("finetune-hpo")
-    runs = client.search_runs([experiment.experiment_id])
+    runs = client.search_runs([experiment.experiment_id], "tags.trial_name != ''")
     assert len(runs) == 2
     assert len({run.data.tags["trial_name"] for run in runs}) == 2
     for run in runs:
         assert run.data.tags[SEARCH_TAG] == search["name"]
+        assert run.data.tags[PARENT_TAG] == search["mlflow_run_id"]
         assert set(run.data.params) == {"learning_rate", "batch_size", "epochs"}
         assert 1e-4 <= float(run.data.params["learning_rate"]) <= 1e-3
         for key in ("eval_f1", "eval_accuracy", "eval_precision", "eval_recall", "eval_loss"):
@@ -81,3 +82,20 @@ def test_checkpoints_keep_only_each_trials_best(tiny_search):
     for trial_dir in trial_dirs:
         kept = [path for path in trial_dir.glob("checkpoint_*") if path.is_dir()]
         assert len(kept) == 1, kept
+
+
+def test_search_run_holds_report_test_metrics_and_the_registered_model(tiny_search):
+    search = json.loads((tiny_search / "search.json").read_text())
+    uri = f"sqlite:///{tiny_search / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    parent = client.get_run(search["mlflow_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags[SEARCH_TAG] == search["name"]
+    assert "test_f1" in parent.data.metrics
+    report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/trials.csv", "report/history.png"} <= report
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/spam-classifier/latest")
+    predictions = model.predict(["WINNER!! Claim your prize", "see you at lunch"])
+    assert set(predictions["label"]) <= {"ham", "spam"}
+    assert len(predictions) == 2

@@ -82,6 +82,7 @@ class ResourcesConfig:
 class TrackingConfig:
     uri: str | None = None
     experiment: str = "finetune-hpo"
+    registered_model: str | None = "spam-classifier"
 
 
 @dataclass
