@@ -6,6 +6,7 @@ import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from search.checkpoints import CheckpointPruner
 from search.optuna_search import PruneAwareOptunaSearch
 from search.space import search_space
 from search.tracking import mlflow_callback
@@ -60,7 +61,15 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
         run_config=tune.RunConfig(
             name=search_name,
             storage_path=cfg.storage_path,
-            callbacks=[mlflow_callback(cfg, search_name, parent_run_id)],
+            callbacks=[
+                mlflow_callback(cfg, search_name, parent_run_id),
+                CheckpointPruner(
+                    setup.checkpoint_storage,
+                    setup.selection_metric,
+                    cfg.search.mode,
+                    cfg.search.keep_top_trials,
+                ),
+            ],
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=1,
         ),

@@ -34,7 +34,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900)
 def tiny_search(tmp_path_factory) -> Path:
     """One real search of the tiny model: 2 trials, local Ray, sqlite MLflow. Returns its output."""
     output = tmp_path_factory.mktemp("search") / "out"
-    proc = run_cli("--config", str(TINY), "--trials", "2", "--output", str(output))
+    proc = run_cli(
+        "--config", str(TINY), "--trials", "2", "--output", str(output),
+        "--set", "search.keep_top_trials=1",
+    )  # fmt: skip
     if proc.returncode != 0:
         pytest.fail(
             f"search failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"

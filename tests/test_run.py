@@ -74,14 +74,15 @@ def test_optuna_study_has_one_trial_per_tune_trial(tiny_search):
             assert len(steps) < trial.params["epochs"]
 
 
-def test_checkpoints_keep_only_each_trials_best(tiny_search):
+def test_only_the_top_trials_best_checkpoint_stays_and_it_is_the_exported_one(tiny_search):
     search = json.loads((tiny_search / "search.json").read_text())
     root = tiny_search / "ray_results" / search["name"] / "checkpoints"
     trial_dirs = [path for path in root.iterdir() if path.is_dir()]
     assert len(trial_dirs) == 2
-    for trial_dir in trial_dirs:
-        kept = [path for path in trial_dir.glob("checkpoint_*") if path.is_dir()]
-        assert len(kept) == 1, kept
+    kept = [path for path in root.glob("*/checkpoint_*") if path.is_dir()]
+    assert len(kept) == 1  # keep_top_trials=1
+    record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
+    assert record["checkpoint"] == str(kept[0])
 
 
 def test_search_run_holds_report_test_metrics_and_the_registered_model(tiny_search):

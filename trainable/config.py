@@ -68,6 +68,7 @@ class SearchConfig:
     tie_breaker: str | None = "eval_loss"
     grace_period: int = 1
     reduction_factor: int = 2
+    keep_top_trials: int = 3
 
 
 @dataclass
@@ -122,6 +123,7 @@ class Config:
         _at_least(self.search.max_concurrent, 1, "search.max_concurrent (--max-concurrent)")
         _at_least(self.search.grace_period, 1, "search.grace_period")
         _at_least(self.search.reduction_factor, 2, "search.reduction_factor")
+        _at_least(self.search.keep_top_trials, 1, "search.keep_top_trials")
         _at_least(self.resources.num_workers, 1, "resources.num_workers")
         _at_least(self.resources.cpus_per_worker, 1, "resources.cpus_per_worker")
         _at_least(self.resources.max_failures, 0, "resources.max_failures")
