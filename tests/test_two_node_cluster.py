@@ -1,0 +1,128 @@
+"""A real two-node Ray cluster on 127.0.0.1: the search joins it with --address, trials land on
+both nodes, checkpoints on the shared storage path, and the export works.
+
+Each node is its own raylet (`ray start --head`, then `ray start --address ...`) with one CPU
+and a resource naming it, so two concurrent one-CPU trials can only run one per node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from tests.conftest import TINY, run_cli
+
+# Token auth: `ray start --head` creates a token when none exists; every process shares it.
+ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _ray_start(*args: str, temp_dir: str) -> None:
+    subprocess.run(
+        ["ray", "start", "--disable-usage-stats", *args],
+        check=True, capture_output=True, text=True, timeout=180, env=ENV, cwd=temp_dir,
+    )  # fmt: skip
+
+
+def _stop_cluster(temp_dir: str) -> None:
+    """Kills this cluster's processes only (`ray stop` would stop every Ray on the machine)."""
+    found = subprocess.run(["pgrep", "-f", temp_dir], capture_output=True, text=True).stdout
+    for pid in found.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are long
+    gcs, dashboard, agent_a, agent_b, metrics_a, metrics_b, client = _free_ports(7)
+    try:
+        _ray_start(
+            "--head", f"--port={gcs}", "--num-cpus=1", '--resources={"node_a": 1}',
+            f"--temp-dir={temp_dir}", f"--dashboard-port={dashboard}",
+            f"--dashboard-agent-listen-port={agent_a}", f"--metrics-export-port={metrics_a}",
+            f"--ray-client-server-port={client}",
+            temp_dir=temp_dir,
+        )  # fmt: skip
+        _ray_start(
+            f"--address=127.0.0.1:{gcs}", "--num-cpus=1", '--resources={"node_b": 1}',
+            f"--dashboard-agent-listen-port={agent_b}", f"--metrics-export-port={metrics_b}",
+            temp_dir=temp_dir,
+        )  # fmt: skip
+        yield {"address": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}"}
+    finally:
+        _stop_cluster(temp_dir)
+
+
+def _workers_by_node(dashboard: str) -> dict[str, str]:
+    """RayTrainWorker actor id → the custom resource of the node it ran on (via the state API)."""
+    script = f"""
+import json
+from ray.util.state import list_actors, list_nodes
+nodes = {{n.node_id: [r for r in n.resources_total if r.startswith("node_")][0]
+         for n in list_nodes(address="{dashboard}", detail=True)}}
+actors = list_actors(address="{dashboard}", detail=True, limit=1000,
+                     filters=[("class_name", "=", "RayTrainWorker")])
+print(json.dumps({{a.actor_id: nodes[a.node_id] for a in actors}}))
+"""
+    for _ in range(10):  # the state API can lag the actors' end by a moment
+        proc = subprocess.run(
+            ["python", "-c", script], capture_output=True, text=True, env=ENV, timeout=120
+        )
+        if proc.returncode == 0:
+            return json.loads(proc.stdout.strip().splitlines()[-1])
+        time.sleep(2)
+    raise AssertionError(proc.stderr[-3000:])
+
+
+def test_search_runs_across_both_nodes_with_shared_storage(cluster, tmp_path):
+    storage, output = tmp_path / "shared", tmp_path / "out"
+    proc = run_cli(
+        "--config", str(TINY), "--trials", "2", "--max-concurrent", "2",
+        "--output", str(output), "--address", cluster["address"],
+        "--set", f"storage={storage}",
+        env={"RAY_AUTH_MODE": "token"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    assert sorted(set(_workers_by_node(cluster["dashboard"]).values())) == ["node_a", "node_b"]
+
+    name = json.loads((output / "search.json").read_text())["name"]
+    assert (storage / name / "tuner.pkl").is_file()
+    assert list((storage / name / "checkpoints").glob("*/checkpoint_*/checkpoint/config.json"))
+    assert not (output / "ray_results").exists()
+    record = json.loads((output / "best_model" / "hpo_result.json").read_text())
+    assert record["checkpoint"].startswith(str(storage))
+
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=str(output / "best_model"))
+    assert classify("WINNER!! claim your prize")[0]["label"] in ("ham", "spam")
+
+
+def test_a_local_storage_path_is_refused_on_a_multi_node_cluster(cluster, tmp_path):
+    proc = run_cli(
+        "--config", str(TINY), "--output", str(tmp_path / "out"), "--address", cluster["address"],
+        env={"RAY_AUTH_MODE": "token"},
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "2 nodes" in proc.stderr and "storage" in proc.stderr
+    assert not (tmp_path / "out").exists()
