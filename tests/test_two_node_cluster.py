@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -40,13 +39,21 @@ def _ray_start(*args: str, temp_dir: str) -> None:
     )  # fmt: skip
 
 
-def _stop_cluster(temp_dir: str) -> None:
-    """Kills this cluster's processes only (`ray stop` would stop every Ray on the machine)."""
-    found = subprocess.run(["pgrep", "-f", temp_dir], capture_output=True, text=True).stdout
-    for pid in found.split():
+def _stop_cluster(temp_dir: str, gcs: int) -> None:
+    """Kills this cluster's processes only (`ray stop` would stop every Ray on the machine):
+    those started with its temp dir or GCS address, and everything they started."""
+    import psutil
+
+    doomed = set()
+    for proc in psutil.process_iter(["cmdline"]):
+        args = proc.info["cmdline"] or []
+        if any(temp_dir in part or part.endswith(f":{gcs}") for part in args):
+            doomed.add(proc)
+            doomed.update(proc.children(recursive=True))
+    for proc in doomed:
         try:
-            os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
+            proc.kill()
+        except psutil.NoSuchProcess:
             pass
 
 
@@ -64,12 +71,13 @@ def cluster():
         )  # fmt: skip
         _ray_start(
             f"--address=127.0.0.1:{gcs}", "--num-cpus=1", '--resources={"node_b": 1}',
+            f"--temp-dir={temp_dir}",
             f"--dashboard-agent-listen-port={agent_b}", f"--metrics-export-port={metrics_b}",
             temp_dir=temp_dir,
         )  # fmt: skip
         yield {"address": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}"}
     finally:
-        _stop_cluster(temp_dir)
+        _stop_cluster(temp_dir, gcs)
 
 
 def _workers_by_node(dashboard: str) -> dict[str, str]:
