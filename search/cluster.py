@@ -28,7 +28,14 @@ def connect(cfg: Config) -> None:
     if cfg.address is not None:
         runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)]}
     try:
-        ray.init(address=cfg.address, logging_level=logging.WARNING, runtime_env=runtime_env)
+        ray.init(
+            address=cfg.address,
+            runtime_env=runtime_env,
+            # Worker logs stay in Ray's session folder unless asked for: trial errors reach
+            # the driver anyway, as results.
+            log_to_driver=cfg.verbose,
+            logging_level=logging.WARNING if cfg.verbose else logging.ERROR,
+        )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise SetupError(
             f"could not reach Ray at {cfg.address!r} ({str(exc).splitlines()[0]}): "

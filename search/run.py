@@ -31,6 +31,7 @@ FLAG_KEYS = {
     "tracking_uri": "tracking.uri",
     "experiment": "tracking.experiment",
     "address": "address",
+    "verbose": "verbose",
 }
 
 
@@ -69,6 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="KEY=VALUE",
         help="override any config value, e.g. --set train.weight_decay=0.01 (repeatable)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=None,
+        help="show Ray's own progress tables and every worker's log (verbose)",
     )
     parser.add_argument(
         "--overwrite",
@@ -118,6 +125,21 @@ def claim_output(cfg: Config, overwrite: bool) -> tuple[str, str]:
     return name, run_id
 
 
+def quiet_libraries() -> None:
+    """Keeps the driver's own output to the progress lines and the summary."""
+    import logging
+    import warnings
+
+    import optuna
+    import transformers
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+
+
 def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
     import ray
     from datasets import DatasetDict
@@ -132,6 +154,8 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
     from trainable.trial import TrialSetup
 
     started = time.monotonic()
+    if not cfg.verbose:
+        quiet_libraries()
     # Every check comes before the output folder is touched: bad input leaves nothing behind.
     tokenizer = load_tokenizer(cfg.model)
     splits = data.tokenize(data.prepare(cfg.data, cfg.seed), tokenizer, cfg.model.max_length)

@@ -8,6 +8,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from search.checkpoints import CheckpointPruner
 from search.optuna_search import PruneAwareOptunaSearch
+from search.progress import ProgressPrinter
 from search.space import search_space
 from search.tracking import mlflow_callback
 from trainable.config import Config
@@ -63,6 +64,9 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
             storage_path=cfg.storage_path,
             callbacks=[
                 mlflow_callback(cfg, search_name, parent_run_id),
+                ProgressPrinter(
+                    cfg.search.trials, cfg.search.metric, setup.selection_metric, cfg.search.mode
+                ),
                 CheckpointPruner(
                     setup.checkpoint_storage,
                     setup.selection_metric,
@@ -71,6 +75,6 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
                 ),
             ],
             failure_config=tune.FailureConfig(max_failures=0),
-            verbose=1,
+            verbose=1 if cfg.verbose else 0,
         ),
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -30,13 +33,68 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900)
     )
 
 
+# Planted in the search's environment; no file, log, param or tag may ever contain them.
+SECRETS = {
+    "MLFLOW_TRACKING_TOKEN": "planted-mlflow-token-5f1c",
+    "DATABRICKS_TOKEN": "planted-databricks-token-9a2e",
+    "AWS_SECRET_ACCESS_KEY": "planted-aws-secret-77d0",
+}
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports on 127.0.0.1 (held open together so none repeats)."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
 @pytest.fixture(scope="session")
-def tiny_search(tmp_path_factory) -> Path:
-    """One real search of the tiny model: 2 trials, local Ray, sqlite MLflow. Returns its output."""
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on 127.0.0.1 with a SQLite backend; yields (uri, its folder)."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    (port,) = free_ports(1)
+    log = open(root / "server.log", "w")
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(root / "artifacts"), "--workers", "1",
+        ],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(
+                        "mlflow server did not start:\n" + (root / "server.log").read_text()
+                    )
+                time.sleep(1)
+        yield uri, root
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_search(tmp_path_factory, mlflow_server) -> Path:
+    """One real search of the tiny model: 2 trials, local Ray, logged to the MLflow server, with
+    secrets planted in its environment. Returns its output folder."""
     output = tmp_path_factory.mktemp("search") / "out"
     proc = run_cli(
         "--config", str(TINY), "--trials", "2", "--output", str(output),
-        "--set", "search.keep_top_trials=1",
+        "--tracking-uri", mlflow_server[0], "--set", "search.keep_top_trials=1",
+        env=SECRETS,
     )  # fmt: skip
     if proc.returncode != 0:
         pytest.fail(

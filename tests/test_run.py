@@ -16,13 +16,18 @@ def test_cli_prints_the_summary(tiny_search):
     log = (tiny_search / "cli.log").read_text()
     assert "best trial" in log
     assert f"exported model: {tiny_search / 'best_model'}" in log
-    assert "mlflow ui --backend-store-uri sqlite:///" in log
+    assert "MLflow runs: open http://127.0.0.1:" in log
     assert "sample: WINNER!!" in log
+    # Live progress: a line per trial event and a tally, not Ray's tables or worker logs.
+    assert "trial 1/2 (" in log and "started: learning_rate=" in log
+    assert " epoch 1/" in log and "2/2 done |" in log
+    assert "Trial status:" not in log
+    assert "(RayTrainWorker" not in log
 
 
-def test_mlflow_holds_one_run_per_trial_with_params_and_eval_metrics(tiny_search):
+def test_mlflow_holds_one_run_per_trial_with_params_and_eval_metrics(tiny_search, mlflow_server):
     search = json.loads((tiny_search / "search.json").read_text())
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_search / 'mlflow.db'}")
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server[0])
     experiment = client.get_experiment_by_name("finetune-hpo")
     runs = client.search_runs([experiment.experiment_id], "tags.trial_name != ''")
     assert len(runs) == 2
@@ -85,9 +90,9 @@ def test_only_the_top_trials_best_checkpoint_stays_and_it_is_the_exported_one(ti
     assert record["checkpoint"] == str(kept[0])
 
 
-def test_search_run_holds_report_test_metrics_and_the_registered_model(tiny_search):
+def test_search_run_holds_report_test_metrics_and_the_registered_model(tiny_search, mlflow_server):
     search = json.loads((tiny_search / "search.json").read_text())
-    uri = f"sqlite:///{tiny_search / 'mlflow.db'}"
+    uri = mlflow_server[0]
     client = mlflow.MlflowClient(tracking_uri=uri)
     parent = client.get_run(search["mlflow_run_id"])
     assert parent.info.status == "FINISHED"
@@ -100,3 +105,22 @@ def test_search_run_holds_report_test_metrics_and_the_registered_model(tiny_sear
     predictions = model.predict(["WINNER!! Claim your prize", "see you at lunch"])
     assert set(predictions["label"]) <= {"ham", "spam"}
     assert len(predictions) == 2
+
+
+def test_planted_secrets_appear_nowhere(tiny_search, mlflow_server):
+    """Tokens in the environment never reach params, tags, artifacts, logs or the export."""
+    from tests.conftest import SECRETS
+
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server[0])
+    experiment = client.get_experiment_by_name("finetune-hpo")
+    for run in client.search_runs([experiment.experiment_id]):
+        recorded = json.dumps([run.data.params, run.data.tags, run.data.metrics])
+        assert not any(secret in recorded for secret in SECRETS.values())
+    searched = 0
+    for folder in (tiny_search, mlflow_server[1]):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert not any(s.encode() in data for s in SECRETS.values()), path
+                searched += 1
+    assert searched > 20  # the export, report, Tune results, checkpoints, server artifacts

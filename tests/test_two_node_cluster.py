@@ -9,27 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
 
 import pytest
 
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, free_ports, run_cli
 
 # Token auth: `ray start --head` creates a token when none exists; every process shares it.
 ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _ray_start(*args: str, temp_dir: str) -> None:
@@ -60,7 +49,7 @@ def _stop_cluster(temp_dir: str, gcs: int) -> None:
 @pytest.fixture(scope="module")
 def cluster():
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are long
-    gcs, dashboard, agent_a, agent_b, metrics_a, metrics_b, client = _free_ports(7)
+    gcs, dashboard, agent_a, agent_b, metrics_a, metrics_b, client = free_ports(7)
     try:
         _ray_start(
             "--head", f"--port={gcs}", "--num-cpus=1", '--resources={"node_a": 1}',

@@ -92,6 +92,7 @@ class Config:
     output: str = "runs/spam"
     storage: str | None = None
     address: str | None = None
+    verbose: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -1,0 +1,95 @@
+"""Live progress: one line per trial event and a status line, instead of Ray's log flood."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from ray.tune import Callback
+from ray.tune.result import TRAINING_ITERATION
+
+
+class ProgressPrinter(Callback):
+    """Prints trial starts, epochs, ends and a running tally with the best score and an ETA."""
+
+    def __init__(
+        self, total: int, metric: str, ranking: str, mode: str, stream: TextIO = sys.stdout
+    ):
+        self.total = total
+        self.metric = metric  # what a person reads (eval_f1)
+        self.ranking = ranking  # what trials are ranked by (eval_f1 with its tie-breaker)
+        self.sign = 1 if mode == "max" else -1
+        self.stream = stream
+        self.started = time.monotonic()
+        self.number: dict[str, int] = {}
+        self.counts = {"finished": 0, "stopped early": 0, "errored": 0}
+        self.best: tuple[float, float, str] | None = None  # (ranking, metric, trial id)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.number.setdefault(trial.trial_id, len(self.number) + 1)
+        c = trial.config
+        self._say(
+            f"trial {self._name(trial)} started: learning_rate={c['learning_rate']:.2e} "
+            f"batch_size={c['batch_size']} epochs={c['epochs']}"
+        )
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        rank, score = result.get(self.ranking), result.get(self.metric)
+        if rank is None or score is None:
+            return
+        if self.best is None or self.sign * rank > self.sign * self.best[0]:
+            self.best = (rank, score, trial.trial_id)
+        self._say(
+            f"trial {self._name(trial)} epoch {result[TRAINING_ITERATION]}/"
+            f"{trial.config['epochs']}: {self.metric}={score:.4f} "
+            f"loss={result.get('eval_loss', float('nan')):.4f}"
+        )
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        ran = (trial.last_result or {}).get(TRAINING_ITERATION, 0)
+        outcome = "stopped early" if ran < trial.config["epochs"] else "finished"
+        self.counts[outcome] += 1
+        self._say(f"trial {self._name(trial)} {outcome} after {ran} epochs")
+        self._status(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.counts["errored"] += 1
+        self._say(f"trial {self._name(trial)} errored: {_error_line(trial)}")
+        self._status(trials)
+
+    def _status(self, trials) -> None:
+        done = sum(self.counts.values())
+        parts = [f"{done}/{self.total} done", f"{len(self.number) - done} running"]
+        parts += [f"{n} {label}" for label, n in self.counts.items()]
+        if self.best is not None:
+            parts.append(f"best {self.metric}={self.best[1]:.4f} ({self.best[2]})")
+        if 0 < done < self.total:
+            left = (time.monotonic() - self.started) / done * (self.total - done)
+            parts.append(f"~{_duration(left)} left")
+        self._say(" | ".join(parts))
+
+    def _name(self, trial) -> str:
+        return f"{self.number.get(trial.trial_id, '?')}/{self.total} ({trial.trial_id})"
+
+    def _say(self, text: str) -> None:
+        elapsed = _duration(time.monotonic() - self.started)
+        print(f"[{elapsed:>7}] {text}", file=self.stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _error_line(trial) -> str:
+    """The last line of the trial's error file: the exception the worker raised."""
+    try:
+        text = trial.get_error()
+    except Exception:  # the error file may not be written yet
+        text = None
+    if text is None:
+        return "see the trial's error.txt under the search's ray_results"
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
