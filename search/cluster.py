@@ -24,13 +24,22 @@ def connect(cfg: Config) -> None:
     """
     if cfg.address not in (None, "auto"):
         _check_reachable(cfg.address)
-    runtime_env = None
-    if cfg.address is not None:
+    local = {}
+    if cfg.address is None:
+        # Ray Train's placement-group cleaner finds its cluster through the state API, which
+        # cannot choose when several Ray instances run on this machine (another search, a
+        # notebook): it dies, and an early-stopped trial's CPUs are never freed, so the next
+        # trial waits forever. Naming the dashboard for every worker removes the guess.
+        (port,) = _free_ports(1)
+        local = {"dashboard_port": port}
+        runtime_env = {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}
+    else:
         runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)]}
     try:
         ray.init(
             address=cfg.address,
             runtime_env=runtime_env,
+            **local,
             # Worker logs stay in Ray's session folder unless asked for: trial errors reach
             # the driver anyway, as results.
             log_to_driver=cfg.verbose,
@@ -41,6 +50,16 @@ def connect(cfg: Config) -> None:
             f"could not reach Ray at {cfg.address!r} ({str(exc).splitlines()[0]}): "
             "start the cluster (`ray start --head`) or fix --address"
         ) from None
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
 
 
 def _check_reachable(address: str) -> None:
