@@ -193,7 +193,12 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
     record["wall_time_s"] = round(time.monotonic() - started, 1)
     record["trials"] = len(results)
     record["failed_trials"] = failed
+    record["disk_mb"] = round(_disk_usage(cfg.output_dir) / 2**20, 1)
     return {"config": cfg, "record": record}
+
+
+def _disk_usage(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def _reason(error: BaseException) -> str:
@@ -234,6 +239,7 @@ def print_summary(cfg: Config, record: dict[str, Any]) -> None:
         "  test:       " + " ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in test.items())
     )
     print(f"exported model: {model_dir}")
+    print(f"disk used: {record['disk_mb']:.0f} MB in {cfg.output_dir}")
     print(f"report: {cfg.output_dir / REPORT_DIR} (trials.md and plots)")
     print(f"MLflow runs: {ui_command(cfg)}")
     prediction = pipeline("text-classification", model=str(model_dir))(SAMPLE_MESSAGE)[0]

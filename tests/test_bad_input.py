@@ -46,6 +46,7 @@ CASES = {
     "trials below 1": (["--trials", "0"], ["--trials"]),
     "missing data file": (["--set", "data.source=/no/such/file.csv"], ["does not exist"]),
     "bad override": (["--set", "search.trials"], ["key.sub=value"]),
+    "impossible resources": (["--set", "resources.cpus_per_worker=64"], ["needs 64 CPUs"]),
 }
 
 

@@ -16,6 +16,7 @@ def test_cli_prints_the_summary(tiny_search):
     log = (tiny_search / "cli.log").read_text()
     assert "best trial" in log
     assert f"exported model: {tiny_search / 'best_model'}" in log
+    assert "disk used: " in log
     assert "MLflow runs: open http://127.0.0.1:" in log
     assert "sample: WINNER!!" in log
     # Live progress: a line per trial event and a tally, not Ray's tables or worker logs.
@@ -124,3 +125,33 @@ def test_planted_secrets_appear_nowhere(tiny_search, mlflow_server):
                 assert not any(s.encode() in data for s in SECRETS.values()), path
                 searched += 1
     assert searched > 20  # the export, report, Tune results, checkpoints, server artifacts
+
+
+def test_report_has_a_row_per_trial_and_every_plot(tiny_search):
+    import pandas as pd
+
+    report = tiny_search / "report"
+    table = pd.read_csv(report / "trials.csv")
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{tiny_search / 'optuna.db'}")
+    assert len(table) == len(study.trials) == 2
+    assert set(table["status"]) <= {"finished", "stopped early"}
+    assert (table["epochs_run"] >= 1).all()
+    markdown = (report / "trials.md").read_text().splitlines()
+    assert len(markdown) == 2 + len(table)
+    for name in ("history", "hyperparameters", "learning_curves", "importance"):
+        png = (report / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_report_command_redraws_it(tiny_search, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_search, copy, ignore=shutil.ignore_patterns("report"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "search.report", str(copy)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (copy / "report" / "learning_curves.png").is_file()
