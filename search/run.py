@@ -13,6 +13,7 @@ import shutil
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from search.export import SAMPLE_MESSAGE
