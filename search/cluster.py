@@ -30,7 +30,7 @@ def connect(cfg: Config) -> None:
         # cannot choose when several Ray instances run on this machine (another search, a
         # notebook): it dies, and an early-stopped trial's CPUs are never freed, so the next
         # trial waits forever. Naming the dashboard for every worker removes the guess.
-        (port,) = _free_ports(1)
+        (port,) = free_ports(1)
         local = {"dashboard_port": port}
         runtime_env = {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}
     else:
@@ -52,7 +52,8 @@ def connect(cfg: Config) -> None:
         ) from None
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports on 127.0.0.1 (held open together so none repeats)."""
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))

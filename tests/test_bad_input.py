@@ -10,6 +10,14 @@ import pytest
 from tests.conftest import run_cli
 
 
+def _refuse(tmp_path, *args, words=()):
+    """Runs the tiny search with extra args; it must refuse with one line and write nothing."""
+    out = tmp_path / "out"
+    proc = run_cli("--config", "configs/tiny.yaml", "--output", str(out), *args)
+    _assert_refused(proc, *words)
+    assert not out.exists()
+
+
 def _assert_refused(proc, *words):
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
@@ -53,10 +61,7 @@ CASES = {
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_config_is_refused(case, tmp_path):
     args, words = CASES[case]
-    out = tmp_path / "out"
-    proc = run_cli("--config", "configs/tiny.yaml", "--output", str(out), *args)
-    _assert_refused(proc, *words)
-    assert not out.exists()
+    _refuse(tmp_path, *args, words=words)
 
 
 def test_unparsable_config_names_the_line(tmp_path):
@@ -81,36 +86,12 @@ def test_bad_data_is_refused(rows, overrides, words, tmp_path, spam_csv):
     path = spam_csv(rows) if rows else str(tmp_path / "empty.csv")
     if not rows:
         (tmp_path / "empty.csv").write_text("text,label\n")
-    out = tmp_path / "out"
-    proc = run_cli(
-        "--config",
-        "configs/tiny.yaml",
-        "--output",
-        str(out),
-        "--set",
-        f"data.source={path}",
-        *overrides,
-    )
-    _assert_refused(proc, *words)
-    assert not out.exists()
+    _refuse(tmp_path, "--set", f"data.source={path}", *overrides, words=words)
 
 
 def test_unreachable_mlflow_and_ray_are_refused_before_training(tmp_path):
-    out = tmp_path / "out"
-    proc = run_cli(
-        "--config",
-        "configs/tiny.yaml",
-        "--output",
-        str(out),
-        "--tracking-uri",
-        "http://127.0.0.1:9",
-    )
-    _assert_refused(proc, "MLflow tracking store", "--tracking-uri")
-    proc = run_cli(
-        "--config", "configs/tiny.yaml", "--output", str(out), "--address", "127.0.0.1:9"
-    )
-    _assert_refused(proc, "could not reach Ray", "--address")
-    assert not out.exists()
+    _refuse(tmp_path, "--tracking-uri", "http://127.0.0.1:9", words=["MLflow", "--tracking-uri"])
+    _refuse(tmp_path, "--address", "127.0.0.1:9", words=["could not reach Ray", "--address"])
 
 
 def test_output_folder_of_another_search_is_refused(tmp_path):

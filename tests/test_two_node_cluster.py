@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from tests.conftest import TINY, free_ports, run_cli
+from search.cluster import free_ports
+from tests.conftest import TINY, run_cli
 
 # Token auth: `ray start --head` creates a token when none exists; every process shares it.
 ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
