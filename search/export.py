@@ -19,10 +19,10 @@ from ray.tune import ResultGrid
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from search.layout import RESULT_FILE
 from trainable.config import Config
 from trainable.metrics import evaluate_model
 
-RESULT_FILE = "hpo_result.json"
 SAMPLE_MESSAGE = (
     "WINNER!! As a valued network customer you have been selected to receive a £900 prize "
     "reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only."

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from search.run import BEST_MODEL
+from search.layout import BEST_MODEL
 from trainable.errors import ConfigError, DataError, UserError
 
 DEFAULT_TEXT_COLUMN = "text"

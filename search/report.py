@@ -20,9 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from search.layout import REPORT_DIR, SEARCH_FILE  # noqa: E402
 from trainable.errors import SetupError, UserError  # noqa: E402
 
-REPORT_DIR = "report"
 COLUMNS = [
     "trial", "learning_rate", "batch_size", "epochs", "epochs_run", "status",
     "final_f1", "best_f1", "best_loss", "wall_time_s",
@@ -45,7 +45,7 @@ def load_trials(output: Path) -> tuple[list[TrialRecord], dict]:
     """The search's trials, in the order they started, and its search.json."""
     from ray.tune import ExperimentAnalysis
 
-    marker = output / "search.json"
+    marker = output / SEARCH_FILE
     if not marker.is_file():
         raise SetupError(f"{output} holds no search (no search.json): pass a search's --output")
     search = json.loads(marker.read_text())

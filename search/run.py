@@ -16,12 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from search.export import SAMPLE_MESSAGE
+from search.layout import BEST_MODEL, OWNED, REPORT_DIR, SEARCH_FILE
 from trainable.config import Config, load_config, parse_override
 from trainable.errors import SetupError, UserError
-
-SEARCH_FILE = "search.json"
-BEST_MODEL = "best_model"
 
 # CLI flag → dotted config key
 FLAG_KEYS = {
@@ -105,14 +102,12 @@ def check_output_free(cfg: Config, overwrite: bool) -> None:
 
 def claim_output(cfg: Config, overwrite: bool) -> tuple[str, str]:
     """Makes the output folder this search's own; returns the search's name and MLflow run."""
-    from search.report import REPORT_DIR
     from search.tracking import open_search_run
 
     out = cfg.output_dir
     marker = out / SEARCH_FILE
     if overwrite:
-        owned = (BEST_MODEL, REPORT_DIR, "ray_results", "mlflow.db", "mlartifacts", "optuna.db")
-        for name in (*owned, SEARCH_FILE):
+        for name in OWNED:
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -215,7 +210,7 @@ class SearchFailed(Exception):
 def print_summary(cfg: Config, record: dict[str, Any]) -> None:
     from transformers import pipeline
 
-    from search.report import REPORT_DIR
+    from search.export import SAMPLE_MESSAGE
     from search.tracking import ui_command
 
     model_dir = cfg.output_dir / BEST_MODEL

@@ -62,7 +62,7 @@ def close_search_run(
 
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking_uri)
     if report_dir.is_dir():
-        client.log_artifacts(run_id, str(report_dir), "report")
+        client.log_artifacts(run_id, str(report_dir), report_dir.name)
     if record is None or model_dir is None:
         client.set_terminated(run_id, "FAILED")
         return

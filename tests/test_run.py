@@ -8,7 +8,7 @@ import mlflow
 import optuna
 from transformers import pipeline
 
-from search.export import RESULT_FILE
+from search.layout import RESULT_FILE
 from search.tracking import PARENT_TAG, SEARCH_TAG
 
 
