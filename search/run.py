@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from search.layout import BEST_MODEL, OWNED, REPORT_DIR, SEARCH_FILE
-from trainable.config import Config, load_config, parse_override
-from trainable.errors import SetupError, UserError
+from trainable.config import Config, config_from_dict, load_config, parse_override
+from trainable.errors import ConfigError, SetupError, UserError
 
 # CLI flag → dotted config key
 FLAG_KEYS = {
@@ -76,6 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="show Ray's own progress tables and every worker's log (verbose)",
     )
     parser.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="finish the interrupted search in DIR (its --output), with its own config",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace an earlier search in the output folder",
@@ -89,7 +94,23 @@ def config_from_args(args: argparse.Namespace) -> Config:
         value = getattr(args, flag)
         if value is not None:
             overrides[key] = value
-    return load_config(args.config, overrides)
+    if args.resume is None:
+        return load_config(args.config, overrides)
+    # A resumed search keeps its own config; only where it runs and how loudly may change.
+    changed = set(overrides) - {"address", "verbose"} | ({"config"} if args.config else set())
+    if changed or args.overwrite:
+        dropped = ", ".join(sorted(changed)) or "--overwrite"
+        raise ConfigError(f"--resume takes the search's own config: drop {dropped}")
+    saved = read_search(Path(args.resume).expanduser().resolve())["config"]
+    saved["output"] = str(Path(args.resume).expanduser().resolve())
+    return config_from_dict(saved, overrides)
+
+
+def read_search(output: Path) -> dict[str, Any]:
+    marker = output / SEARCH_FILE
+    if not marker.is_file():
+        raise SetupError(f"{output} holds no search to resume (no {SEARCH_FILE}): check --resume")
+    return json.loads(marker.read_text())
 
 
 def check_output_free(cfg: Config, overwrite: bool) -> None:
@@ -136,7 +157,7 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
 
 
-def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
+def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
     import ray
     from datasets import DatasetDict
 
@@ -144,7 +165,7 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
     from search.export import export_best, find_best
     from search.report import write_report
     from search.tracking import check_tracking, close_search_run
-    from search.tuner import build_tuner, selection_metric
+    from search.tuner import build_tuner, restore_tuner, selection_metric
     from trainable import data
     from trainable.model import load_tokenizer
     from trainable.trial import TrialSetup
@@ -156,10 +177,15 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
     tokenizer = load_tokenizer(cfg.model)
     splits = data.tokenize(data.prepare(cfg.data, cfg.seed), tokenizer, cfg.model.max_length)
     check_tracking(cfg)
-    check_output_free(cfg, overwrite)
+    if resume:
+        search = read_search(cfg.output_dir)
+        search_name, run_id = search["name"], search["mlflow_run_id"]
+    else:
+        check_output_free(cfg, overwrite)
     connect(cfg)
     cfg = fit_to_cluster(cfg)
-    search_name, run_id = claim_output(cfg, overwrite)
+    if not resume:
+        search_name, run_id = claim_output(cfg, overwrite)
     print(
         f"data: {len(splits['train'])} train, {len(splits['validation'])} validation, "
         f"{len(splits['test'])} test messages",
@@ -173,7 +199,17 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
         selection_metric=metric,
         checkpoint_storage=f"{cfg.storage_path.rstrip('/')}/{search_name}/checkpoints",
     )
-    results = build_tuner(cfg, setup, search_name, run_id).fit()
+    if resume:
+        tuner = restore_tuner(cfg, setup, search_name)
+    else:
+        tuner = build_tuner(cfg, setup, search_name, run_id)
+    results = tuner.fit()
+    ended = results.num_terminated + results.num_errors
+    if ended < cfg.search.trials:
+        raise SearchInterrupted(
+            f"search interrupted with {ended} of {cfg.search.trials} trials ended: finish it "
+            f"with `python -m search.run --resume {cfg.output_dir}`"
+        )
 
     best = find_best(results, metric, cfg.search.mode)
     failed = [_reason(r.error) for r in results if r.error]
@@ -190,7 +226,16 @@ def run_search(cfg: Config, overwrite: bool = False) -> dict[str, Any]:
     record["trials"] = len(results)
     record["failed_trials"] = failed
     record["disk_mb"] = round(_disk_usage(cfg.output_dir) / 2**20, 1)
+    mark_finished(cfg.output_dir, record)
     return {"config": cfg, "record": record}
+
+
+def mark_finished(output: Path, record: dict[str, Any]) -> None:
+    search = read_search(output)
+    search["finished"] = record
+    partial = output / f".{SEARCH_FILE}.partial"
+    partial.write_text(json.dumps(search, indent=2) + "\n")
+    partial.replace(output / SEARCH_FILE)
 
 
 def _disk_usage(folder: Path) -> int:
@@ -205,6 +250,10 @@ def _reason(error: BaseException) -> str:
 
 class SearchFailed(Exception):
     """Every trial failed: nothing to export."""
+
+
+class SearchInterrupted(Exception):
+    """Stopped before every trial ended (Ctrl-C): the state is saved for --resume."""
 
 
 def print_summary(cfg: Config, record: dict[str, Any]) -> None:
@@ -247,13 +296,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = config_from_args(args)
-        outcome = run_search(cfg, overwrite=args.overwrite)
+        if args.resume and "finished" in read_search(cfg.output_dir):
+            done = read_search(cfg.output_dir)["finished"]
+            print(
+                f"search in {cfg.output_dir} already finished ({done['trials']} trials; "
+                f"best model in {cfg.output_dir / BEST_MODEL}): nothing to do"
+            )
+            return 0
+        outcome = run_search(cfg, overwrite=args.overwrite, resume=args.resume is not None)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except SearchFailed as exc:
         print(f"search failed: {exc}", file=sys.stderr)
         return 1
+    except SearchInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return 130
     print_summary(outcome["config"], outcome["record"])
     return 0
 

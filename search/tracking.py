@@ -20,8 +20,31 @@ SEARCH_TAG = "search"
 PARENT_TAG = "mlflow.parentRunId"
 
 
+class ResumableMLflowLoggerCallback(MLflowLoggerCallback):
+    """Continues a trial's own run when the trial starts again after a restore.
+
+    Ray's callback keeps its trial-to-run map in memory, so a restored or restarted trial
+    would open a second run (ray-project/ray#48664). Each run is tagged with its trial's name
+    and the search's: a trial starting without a run here first looks for its own.
+    """
+
+    def log_trial_start(self, trial):
+        if trial not in self._trial_runs:
+            client = self.mlflow_util._get_client()
+            runs = client.search_runs(
+                [self.mlflow_util.experiment_id],
+                filter_string=f"tags.trial_name = '{trial}' and "
+                f"tags.{SEARCH_TAG} = '{self.tags[SEARCH_TAG]}'",
+                max_results=1,
+            )
+            if runs:
+                self._trial_runs[trial] = runs[0].info.run_id
+                client.update_run(runs[0].info.run_id, status="RUNNING")
+        super().log_trial_start(trial)
+
+
 def mlflow_callback(cfg: Config, search_name: str, parent_run_id: str) -> MLflowLoggerCallback:
-    return MLflowLoggerCallback(
+    return ResumableMLflowLoggerCallback(
         tracking_uri=cfg.tracking_uri,
         experiment_name=cfg.tracking.experiment,
         tags={SEARCH_TAG: search_name, PARENT_TAG: parent_run_id},

@@ -12,6 +12,7 @@ from search.progress import ProgressPrinter
 from search.space import search_space
 from search.tracking import mlflow_callback
 from trainable.config import Config
+from trainable.errors import SetupError
 from trainable.train_loop import OBJECTIVE
 from trainable.trial import TrialSetup, run_trial
 
@@ -33,6 +34,16 @@ def trainable(setup: TrialSetup):
     # Tune refuses an all-zero request, so the trial asks for one byte of memory instead.
     return tune.with_resources(
         tune.with_parameters(run_trial, setup=setup), {"cpu": 0, "memory": 1}
+    )
+
+
+def restore_tuner(cfg: Config, setup: TrialSetup, search_name: str) -> tune.Tuner:
+    """The interrupted search, its unfinished and errored trials resumed."""
+    path = f"{cfg.storage_path.rstrip('/')}/{search_name}"
+    if not tune.Tuner.can_restore(path):
+        raise SetupError(f"{path} holds no restorable search: start it again with --overwrite")
+    return tune.Tuner.restore(
+        path, trainable=trainable(setup), resume_unfinished=True, resume_errored=True
     )
 
 

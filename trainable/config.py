@@ -6,6 +6,7 @@ re-reads files or environment variables to find a setting.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -187,6 +188,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping of keys to values")
         raw = loaded or {}
+    return config_from_dict(raw, overrides)
+
+
+def config_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> Config:
+    """A config saved with Config.to_dict(), with dotted-key overrides, validated."""
+    raw = copy.deepcopy(raw)
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value)
     return _build(Config, raw, "").validate()
