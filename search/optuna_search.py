@@ -24,10 +24,17 @@ def stopped_early(params: dict, result: dict | None) -> bool:
 
 
 class PruneAwareOptunaSearch(OptunaSearch):
+    def on_trial_result(self, trial_id: str, result: dict):
+        if not self._told(trial_id):
+            super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is None or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
+        if self._told(trial_id):
+            self._completed_trials.add(trial_id)
+            return
         if result and result.get(self.metric) is not None and TRAINING_ITERATION in result:
             ot_trial.report(result[self.metric], result[TRAINING_ITERATION])
         if error:
@@ -39,3 +46,11 @@ class PruneAwareOptunaSearch(OptunaSearch):
             return super().on_trial_complete(trial_id, result, error)
         self._ot_study.tell(ot_trial, state=state)
         self._completed_trials.add(trial_id)
+
+    def _told(self, trial_id: str) -> bool:
+        """Whether the study already holds this trial's end. After the driver was killed, the
+        searcher state Tune restores can predate what the study (on disk) was told."""
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None:
+            return False
+        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()

@@ -57,3 +57,13 @@ def test_stopped_early_reads_the_sampled_epochs():
     assert stopped_early({"epochs": 3}, {"training_iteration": 2})
     assert not stopped_early({"epochs": 2}, {"training_iteration": 2})
     assert not stopped_early({"epochs": 2}, None)
+
+
+def test_a_trial_the_study_already_holds_is_not_told_twice(searcher):
+    """After a killed driver, Tune's restored searcher state can predate the study on disk."""
+    searcher.suggest("a")
+    searcher._ot_study.tell(searcher._ot_trials["a"], 0.9)  # what the study held on disk
+    searcher.on_trial_result("a", {"score": 0.5, "training_iteration": 1})
+    searcher.on_trial_complete("a", {"score": 0.6, "training_iteration": 3})
+    (trial,) = _study_trials(searcher)
+    assert trial.state == TrialState.COMPLETE and trial.value == 0.9
