@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, TINY, run_cli
 
-TRIALS = 4
+TRIALS = 3
 
 
 def _start(output):
