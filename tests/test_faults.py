@@ -1,0 +1,77 @@
+"""Faults injected for real: a training worker killed mid-trial, and trials that all fail."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import mlflow
+import psutil
+import pytest
+
+from tests.conftest import ROOT, TINY, run_cli
+
+
+def _train_workers(driver_pid: int) -> list[psutil.Process]:
+    """This search's Ray Train worker processes (descendants of its driver)."""
+    children = psutil.Process(driver_pid).children(recursive=True)
+    return [p for p in children if "RayTrainWorker" in " ".join(p.cmdline())]
+
+
+def test_killed_worker_restarts_from_its_checkpoint_and_counts_each_epoch_once(tmp_path):
+    output = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search.run", "--config", str(TINY), "--trials", "1",
+         "--output", str(output), "--set", "space.epochs=[3]", "--set", "resources.max_failures=1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in proc.stdout:
+        if "epoch 1/3" in line:
+            break
+    else:
+        pytest.fail(proc.stderr.read()[-3000:])
+    workers = _train_workers(proc.pid)
+    assert len(workers) == 1
+    workers[0].send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    assert "search finished: 1 trials" in out
+
+    search = json.loads((output / "search.json").read_text())
+    (result_file,) = (output / "ray_results" / search["name"]).glob("run_trial_*/result.json")
+    epochs = [
+        json.loads(line)["training_iteration"] for line in result_file.read_text().splitlines()
+    ]
+    assert epochs == [1, 2, 3]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{output / 'mlflow.db'}")
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("finetune-hpo").experiment_id], "tags.trial_name != ''"
+    )
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval_f1")] == [1, 2, 3]
+
+
+def test_when_every_trial_fails_the_search_says_why_and_exports_nothing(tmp_path):
+    # A model folder whose tokenizer loads (in the driver) but whose weights are corrupt.
+    from trainable.config import ModelConfig
+    from trainable.model import load_model, load_tokenizer
+
+    broken = tmp_path / "broken-model"
+    cfg = ModelConfig(tiny=True)
+    tokenizer = load_tokenizer(cfg)
+    load_model(cfg, ["ham", "spam"], tokenizer).save_pretrained(broken)
+    tokenizer.save_pretrained(broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+
+    output = tmp_path / "out"
+    proc = run_cli(
+        "--config", str(TINY), "--trials", "2", "--output", str(output),
+        "--set", f"model.name={broken}", "--set", "model.tiny=false",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "search failed: no trial finished an epoch; 2 failed" in proc.stderr
+    assert "Traceback" not in proc.stderr.split("search failed:")[-1]
+    assert not (output / "best_model").exists()
+    table = (output / "report" / "trials.md").read_text()
+    assert table.count("errored") == 2
