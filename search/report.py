@@ -68,9 +68,11 @@ def load_trials(output: Path) -> tuple[list[TrialRecord], dict]:
 def _status(tune_status: str, params: dict, curve: pd.DataFrame) -> str:
     if tune_status == "TERMINATED":
         return "stopped early" if len(curve) < params["epochs"] else "finished"
-    return {"ERROR": "errored", "RUNNING": "interrupted", "PENDING": "not started"}.get(
-        tune_status, tune_status.lower()
-    )
+    if tune_status == "ERROR":
+        return "errored"
+    # A running trial is saved as PENDING: read mid-search it is running, after a crash it
+    # waits for --resume.
+    return "unfinished" if len(curve) else "not started"
 
 
 def table(trials: list[TrialRecord], metric: str = "eval_f1") -> pd.DataFrame:
@@ -137,16 +139,17 @@ def plot_history(frame: pd.DataFrame, path: Path) -> None:
 
 
 def plot_hyperparameters(frame: pd.DataFrame, path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True, layout="constrained")
     for ax, name in zip(axes, ("learning_rate", "batch_size", "epochs"), strict=True):
-        ax.scatter(frame[name], frame["best_f1"], c=frame["epochs_run"], cmap="viridis")
+        points = ax.scatter(frame[name], frame["best_f1"], c=frame["epochs_run"], cmap="viridis")
         ax.set_xlabel(name.replace("_", " "))
         if name == "learning_rate":
             ax.set_xscale("log")
         else:
             ax.set_xticks(sorted(frame[name].unique()))
     axes[0].set_ylabel("best validation F1")
-    fig.suptitle("Validation F1 against each hyperparameter (colour: epochs run)")
+    fig.colorbar(points, ax=axes, label="epochs run", ticks=sorted(frame["epochs_run"].unique()))
+    fig.suptitle("Best validation F1 of each trial against its hyperparameters")
     _save(fig, path)
 
 
@@ -180,7 +183,10 @@ def plot_importance(storage: Path, path: Path) -> None:
     if importances:
         names = list(importances)[::-1]
         ax.barh(names, [importances[n] for n in names])
-        ax.set(xlabel="importance (fANOVA on finished trials)", title="Hyperparameter importance")
+        ax.set(
+            xlabel=f"importance (fANOVA on the {len(finished)} trials that ran all their epochs)",
+            title="Hyperparameter importance",
+        )
     else:
         ax.text(0.5, 0.5, "too few finished trials to rank hyperparameters", ha="center")
         ax.set_axis_off()
@@ -188,8 +194,9 @@ def plot_importance(storage: Path, path: Path) -> None:
 
 
 def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    if not fig.get_layout_engine():
+        fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
