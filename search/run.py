@@ -212,7 +212,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
         )
 
     best = find_best(results, metric, cfg.search.mode)
-    failed = [_reason(r.error) for r in results if r.error]
+    failed = [_failure(r) for r in results if r.error]
     report_dir = write_report(cfg.output_dir)
     if best is None:
         close_search_run(cfg, run_id, None, report_dir, None)
@@ -242,10 +242,12 @@ def _disk_usage(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-def _reason(error: BaseException) -> str:
-    """The last line of a trial's error: the exception the worker raised, not Ray's wrapping."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
+def _failure(result) -> str:
+    """`trial id: reason`, the reason being the last line of the trial's error: the exception
+    the worker raised, not Ray's wrapping of it."""
+    trial_id = Path(result.path).name.split("_")[2]  # run_trial_<id>_<n>_<params>
+    lines = [line.strip() for line in str(result.error).splitlines() if line.strip()]
+    return f"{trial_id}: {lines[-1] if lines else type(result.error).__name__}"
 
 
 class SearchFailed(Exception):

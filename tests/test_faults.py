@@ -71,6 +71,10 @@ def test_when_every_trial_fails_the_search_says_why_and_exports_nothing(tmp_path
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "search failed: no trial finished an epoch; 2 failed" in proc.stderr
+    import pandas as pd
+
+    for trial_id in pd.read_csv(output / "report" / "trials.csv", dtype=str)["trial"]:
+        assert f"{trial_id}: " in proc.stderr  # each failed trial named with its reason
     assert "Traceback" not in proc.stderr.split("search failed:")[-1]
     assert not (output / "best_model").exists()
     table = (output / "report" / "trials.md").read_text()
