@@ -4,6 +4,8 @@ SEARCH_FILE = "search.json"  # the search's name, MLflow run id and resolved con
 BEST_MODEL = "best_model"  # the exported model: pipeline("text-classification", model=...)
 RESULT_FILE = "hpo_result.json"  # inside best_model: hyperparameters, validation, test metrics
 REPORT_DIR = "report"  # trials.md, trials.csv and the plots
+
+
 # Everything a search writes there, so --overwrite clears exactly these.
 OWNED = (
     SEARCH_FILE,

@@ -83,6 +83,12 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def last_line(error: object) -> str:
+    """The last line of a trial's error: the exception the worker raised, not Ray's wrapping."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
 def _error_line(trial) -> str:
     """The last line of the trial's error file: the exception the worker raised."""
     try:
@@ -91,5 +97,4 @@ def _error_line(trial) -> str:
         text = None
     if text is None:
         return "see the trial's error.txt under the search's ray_results"
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"
+    return last_line(text)

@@ -245,9 +245,10 @@ def _disk_usage(folder: Path) -> int:
 def _failure(result) -> str:
     """`trial id: reason`, the reason being the last line of the trial's error: the exception
     the worker raised, not Ray's wrapping of it."""
+    from search.progress import last_line
+
     trial_id = Path(result.path).name.split("_")[2]  # run_trial_<id>_<n>_<params>
-    lines = [line.strip() for line in str(result.error).splitlines() if line.strip()]
-    return f"{trial_id}: {lines[-1] if lines else type(result.error).__name__}"
+    return f"{trial_id}: {last_line(result.error)}"
 
 
 class SearchFailed(Exception):
@@ -298,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = config_from_args(args)
-        if args.resume and "finished" in read_search(cfg.output_dir):
-            done = read_search(cfg.output_dir)["finished"]
+        done = read_search(cfg.output_dir).get("finished") if args.resume else None
+        if done:
             print(
                 f"search in {cfg.output_dir} already finished ({done['trials']} trials; "
                 f"best model in {cfg.output_dir / BEST_MODEL}): nothing to do"
