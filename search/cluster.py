@@ -31,7 +31,9 @@ def connect(cfg: Config) -> None:
         # notebook): it dies, and an early-stopped trial's CPUs are never freed, so the next
         # trial waits forever. Naming the dashboard for every worker removes the guess.
         (port,) = free_ports(1)
-        local = {"dashboard_port": port}
+        # Ray starts workers at nice 15, so on a shared workstation the trials, which are the
+        # work, would yield to anything else; `ray job submit` drivers run at 0 for the same reason.
+        local = {"dashboard_port": port, "_system_config": {"worker_niceness": 0}}
         runtime_env = {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}
     else:
         runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)]}

@@ -3,8 +3,8 @@
 Ray 2.60's `OptunaSearch.on_trial_complete` tells Optuna that every trial with a score is
 COMPLETE. A 3-epoch trial cut after one epoch would then read as "3 epochs give this score",
 misleading TPE and the importance analysis about the epochs dimension. Here such a trial is
-told as PRUNED, and every epoch's score is an intermediate value: Tune hands the last result
-to `on_trial_complete` only, so Ray's searcher never reports the final epoch.
+told as PRUNED, and every epoch's score is an intermediate value: Tune hands a stopped
+trial's last result to `on_trial_complete` only, so Ray's searcher never reports it.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ class PruneAwareOptunaSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         if result and result.get(self.metric) is not None and TRAINING_ITERATION in result:
-            ot_trial.report(result[self.metric], result[TRAINING_ITERATION])
+            step = result[TRAINING_ITERATION]
+            if step not in self._stored(trial_id).intermediate_values:
+                ot_trial.report(result[self.metric], step)
         if error:
             # Ray would record an errored trial that had reported an epoch as COMPLETE.
             state = TrialState.FAIL
@@ -50,7 +52,8 @@ class PruneAwareOptunaSearch(OptunaSearch):
     def _told(self, trial_id: str) -> bool:
         """Whether the study already holds this trial's end. After the driver was killed, the
         searcher state Tune restores can predate what the study (on disk) was told."""
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None:
-            return False
-        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+        return trial_id in self._ot_trials and self._stored(trial_id).state.is_finished()
+
+    def _stored(self, trial_id: str):
+        """The study's own record of the trial."""
+        return self._ot_study._storage.get_trial(self._ot_trials[trial_id]._trial_id)

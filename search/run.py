@@ -167,7 +167,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     from search.tracking import check_tracking, close_search_run
     from search.tuner import build_tuner, restore_tuner, selection_metric
     from trainable import data
-    from trainable.model import load_tokenizer
+    from trainable.model import check_remote_code, load_tokenizer
     from trainable.trial import TrialSetup
 
     started = time.monotonic()
@@ -175,6 +175,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
         quiet_libraries()
     # Every check comes before the output folder is touched: bad input leaves nothing behind.
     tokenizer = load_tokenizer(cfg.model)
+    check_remote_code(cfg.model)
     splits = data.tokenize(data.prepare(cfg.data, cfg.seed), tokenizer, cfg.model.max_length)
     check_tracking(cfg)
     if resume:

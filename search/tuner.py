@@ -52,6 +52,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
         seed=cfg.seed,
         storage=optuna.storages.RDBStorage(optuna_storage_uri(cfg)),
         study_name=STUDY_NAME,
+        points_to_evaluate=[dict(point) for point in cfg.search.initial_points] or None,
     )
     scheduler = ASHAScheduler(
         time_attr="training_iteration",

@@ -55,6 +55,14 @@ CASES = {
     "missing data file": (["--set", "data.source=/no/such/file.csv"], ["does not exist"]),
     "bad override": (["--set", "search.trials"], ["key.sub=value"]),
     "impossible resources": (["--set", "resources.cpus_per_worker=64"], ["needs 64 CPUs"]),
+    "initial point outside the space": (
+        ["--set", "search.initial_points=[{learning_rate: 1.0, batch_size: 16, epochs: 1}]"],
+        ["search.initial_points[0]", "outside space.learning_rate"],
+    ),
+    "initial point missing a value": (
+        ["--set", "search.initial_points=[{learning_rate: 1.0e-4}]"],
+        ["must give exactly learning_rate, batch_size, epochs"],
+    ),
 }
 
 
@@ -102,3 +110,25 @@ def test_output_folder_of_another_search_is_refused(tmp_path):
     proc = run_cli("--config", "configs/tiny.yaml", "--output", str(out))
     _assert_refused(proc, "already holds a search", "--overwrite")
     assert json.loads(marker.read_text()) == {"name": "earlier"}
+
+
+def test_a_model_with_custom_code_is_refused_unless_trusted_by_name(tmp_path):
+    """trust_remote_code stays off: a model folder whose config points at its own Python code
+    is refused up front, and that code never runs."""
+    from trainable.config import ModelConfig
+    from trainable.model import load_tokenizer
+
+    model = tmp_path / "custom-model"
+    load_tokenizer(ModelConfig()).save_pretrained(model)
+    (model / "custom.py").write_text(
+        "import pathlib\n"
+        "pathlib.Path(__file__).with_name('EXECUTED').write_text('remote code ran')\n"
+        "from transformers import PretrainedConfig\n"
+        "class CustomConfig(PretrainedConfig):\n"
+        "    model_type = 'custom-x'\n"
+    )
+    auto_map = {"AutoConfig": "custom.CustomConfig"}
+    (model / "config.json").write_text(json.dumps({"model_type": "custom-x", "auto_map": auto_map}))
+    _refuse(tmp_path, "--set", f"model.name={model}", "--set", "model.tiny=false",
+            words=["custom code", "model.trust_remote_code"])  # fmt: skip
+    assert not (model / "EXECUTED").exists()

@@ -21,7 +21,7 @@ def test_split_is_stratified_seeded_and_disjoint():
     cfg = DataConfig()
     splits = data.prepare(cfg, seed=42)
     sizes = {name: len(split) for name, split in splits.items()}
-    assert sizes == {"train": 3500, "validation": 389, "test": 973}
+    assert sizes == {"train": 3111, "validation": 778, "test": 973}
     for split in splits.values():
         assert abs(sum(split["label"]) / len(split) - 642 / 4862) < 0.01
     assert sum(sum(split["label"]) for split in splits.values()) == 642

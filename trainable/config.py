@@ -38,7 +38,7 @@ class DataConfig:
     labels: list[str] = field(default_factory=lambda: ["ham", "spam"])
     hub_split: str = "train"
     test_fraction: float = 0.2
-    validation_fraction: float = 0.1
+    validation_fraction: float = 0.2
     max_rows: int | None = None
 
 
@@ -70,6 +70,9 @@ class SearchConfig:
     grace_period: int = 1
     reduction_factor: int = 2
     keep_top_trials: int = 3
+    initial_points: list[dict[str, float]] = field(
+        default_factory=lambda: [{"learning_rate": 5e-5, "batch_size": 8, "epochs": 3}]
+    )
 
 
 @dataclass
@@ -143,6 +146,8 @@ class Config:
             value = getattr(self.data, name)
             if not 0 < value < 1:
                 raise ConfigError(f"data.{name} is {value}: use a fraction between 0 and 1")
+        for i, point in enumerate(self.search.initial_points):
+            _check_point(point, self.space, f"search.initial_points[{i}]")
         labels = self.data.labels
         if len(labels) < 2 or len(set(labels)) != len(labels):
             raise ConfigError(
@@ -253,6 +258,11 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
             return None
         kind = next(option for option in options if option is not type(None))
         origin = typing.get_origin(kind)
+    if origin is dict:
+        _, item = typing.get_args(kind)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, e.g. {{a: 1}}; got {value!r}")
+        return {k: _coerce(v, item, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
         (item,) = typing.get_args(kind)
         if not isinstance(value, list):
@@ -274,6 +284,25 @@ def _pair(values: list[float], key: str) -> tuple[float, float]:
     if len(values) != 2:
         raise ConfigError(f"{key} must be [low, high]; got {values}")
     return values[0], values[1]
+
+
+def _check_point(point: dict[str, float], space: SpaceConfig, key: str) -> None:
+    names = [f.name for f in dataclasses.fields(SpaceConfig)]
+    if sorted(point) != sorted(names):
+        raise ConfigError(f"{key} {point} must give exactly {', '.join(names)}")
+    low, high = space.learning_rate
+    if not low <= point["learning_rate"] <= high:
+        raise ConfigError(
+            f"{key} learning_rate {point['learning_rate']} is outside space.learning_rate "
+            f"[{low}, {high}]: move it inside, or set search.initial_points to []"
+        )
+    for name in ("batch_size", "epochs"):
+        if point[name] not in getattr(space, name):
+            raise ConfigError(
+                f"{key} {name} {point[name]:g} is not one of space.{name} "
+                f"{getattr(space, name)}: pick one, or set search.initial_points to []"
+            )
+        point[name] = int(point[name])
 
 
 def _at_least(value: int, minimum: int, key: str) -> None:

@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DistilBertConfig,
@@ -32,6 +33,27 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
         raise ConfigError(
             f"could not load tokenizer for model.name {cfg.name!r} "
             f"({str(exc).splitlines()[0]}): use 'embedded', a local folder or a reachable hub id"
+        ) from None
+
+
+def check_remote_code(cfg: ModelConfig) -> None:
+    """Refuses up front a model whose config needs the model's own Python code, unless the user
+    trusts it by name: otherwise every trial would fail on it, and trusting it silently would
+    run whatever the model repository ships."""
+    if cfg.tiny:
+        return
+    try:
+        AutoConfig.from_pretrained(model_path(cfg), trust_remote_code=cfg.trust_remote_code)
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise ConfigError(
+                f"could not read the config of model.name {cfg.name!r} "
+                f"({str(exc).splitlines()[0]}): point it at a Transformers model"
+            ) from None
+        raise ConfigError(
+            f"model.name {cfg.name!r} ships custom code, which runs only with "
+            "model.trust_remote_code: true: set it (--set model.trust_remote_code=true) only "
+            "if you trust that code, or pick a model without it"
         ) from None
 
 

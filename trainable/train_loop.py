@@ -6,7 +6,9 @@ Runs on each Ray Train worker. Eval and save strategies are both per epoch becau
 
 from __future__ import annotations
 
+import math
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,47 @@ class ObjectiveCallback(TrainerCallback):
         state.log_history[-1][OBJECTIVE] = score
 
 
+class FiniteLossCallback(TrainerCallback):
+    """Fails the trial when its training loss turns NaN or infinite: the HF Trainer would train
+    on (its log filter even hides the NaN), and every later epoch would score garbage."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({loss}) in epoch {math.ceil(state.epoch)}: "
+                "lower space.learning_rate, or train in fp32"
+            )
+
+
+class WorkCallback(TrainerCallback):
+    """Adds the trial's time inside training steps and evaluation, and its tokens, to each
+    evaluation's metrics: throughput, and the orchestration overhead around the work, follow.
+
+    `tokens_trained` counts message tokens; `tokens_computed` counts them with the padding
+    the model also ran on. All four are cumulative over the trial's epochs.
+    """
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        self.work = {"time_train_s": 0.0, "time_eval_s": 0.0}
+        self.tokens_per_epoch = sum(map(sum, train_dataloader.dataset["attention_mask"]))
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.step_started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.work["time_train_s"] += time.perf_counter() - self.step_started
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.work["time_eval_s"] += metrics["eval_runtime"]
+        counts = {
+            "tokens_trained": round(self.tokens_per_epoch * state.epoch),
+            "tokens_computed": state.num_input_tokens_seen,
+        }
+        metrics.update(self.work, **counts)
+        state.log_history[-1].update(self.work, **counts)
+
+
 def build_training_args(cfg: Config, hp: Hyperparameters, output_dir: str) -> TrainingArguments:
     use_gpu = bool(cfg.resources.use_gpu)
     return TrainingArguments(
@@ -72,6 +115,7 @@ def build_training_args(cfg: Config, hp: Hyperparameters, output_dir: str) -> Tr
         eval_strategy="epoch",
         save_strategy="epoch",
         logging_strategy="epoch",
+        logging_nan_inf_filter=False,  # a NaN loss must show, for FiniteLossCallback
         save_total_limit=1,
         save_only_model=not cfg.train.save_optimizer_state,
         train_sampling_strategy="group_by_length" if cfg.train.group_by_length else "random",
@@ -81,6 +125,7 @@ def build_training_args(cfg: Config, hp: Hyperparameters, output_dir: str) -> Tr
         # One worker per trial still gets a DDP wrapper from Ray Train; every parameter is
         # used, so the unused-parameter search would only cost time.
         ddp_find_unused_parameters=False,
+        include_num_input_tokens_seen="all",
         seed=cfg.seed,
         report_to="none",
         disable_tqdm=True,
@@ -99,7 +144,12 @@ def build_trainer(cfg: Config, hp: Hyperparameters, splits, output_dir: str) -> 
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
-        callbacks=[ObjectiveCallback(cfg), RayTrainReportCallback()],
+        callbacks=[
+            FiniteLossCallback(),
+            ObjectiveCallback(cfg),
+            WorkCallback(),
+            RayTrainReportCallback(),
+        ],
     )
     return prepare_trainer(trainer)
 

@@ -1,0 +1,77 @@
+"""What the three contenders share: the settings, the split, the objective, the result record.
+
+Each contender runs in its own process (`python -m benchmarks.<name> --setting S --out DIR`)
+and writes `<DIR>/<name>.json`; `benchmarks.compare` runs them one after another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from trainable import data
+from trainable.config import Config, load_config
+from trainable.model import load_tokenizer
+
+# Same data, split, model, space, trial budget and seed for every contender.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "reduced": {"trials": 4, "overrides": {"data.max_rows": 1000}},
+    "full": {"trials": 20, "overrides": {}},
+}
+
+
+def config_for(setting: str) -> Config:
+    spec = SETTINGS[setting]
+    return load_config(None, {"search.trials": spec["trials"], **spec["overrides"]})
+
+
+def cli_args(setting: str) -> list[str]:
+    spec = SETTINGS[setting]
+    sets = [arg for key, value in spec["overrides"].items() for arg in ("--set", f"{key}={value}")]
+    return ["--trials", str(spec["trials"]), *sets]
+
+
+def tokenized_splits(cfg: Config, pad_to_max_length: bool = False):
+    tokenizer = load_tokenizer(cfg.model)
+    splits = data.prepare(cfg.data, cfg.seed)
+    if not pad_to_max_length:
+        return tokenizer, data.tokenize(splits, tokenizer, cfg.model.max_length)
+    return tokenizer, splits.map(
+        lambda batch: tokenizer(
+            batch[data.TEXT], truncation=True, padding="max_length", max_length=cfg.model.max_length
+        ),
+        batched=True,
+        remove_columns=[data.TEXT],
+        keep_in_memory=True,
+    )
+
+
+class EvalClock(TrainerCallback):
+    """Records (unix time, eval F1, trial) at every evaluation, for time-to-target."""
+
+    def __init__(self):
+        self.evals: list[dict[str, Any]] = []
+        self.trial = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trial += 1
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.evals.append({"time": time.time(), "eval_f1": metrics["eval_f1"], "trial": self.trial})
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--setting", choices=sorted(SETTINGS), default="reduced")
+    parser.add_argument("--out", type=lambda p: Path(p).resolve(), required=True, help="folder for this contender's files")
+    return parser.parse_args()
+
+
+def write_result(out: Path, name: str, result: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")

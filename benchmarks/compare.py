@@ -1,0 +1,166 @@
+"""finetune-hpo, the in-process peer and the seed recipe, one after another, side by side.
+
+    python -m benchmarks.compare --setting reduced   # about ten minutes
+    python -m benchmarks.compare --setting full      # the record: about two hours on 2 cores
+
+Writes benchmarks/results/<setting>.json and .md (the table BENCHMARKS.md quotes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig
+
+from benchmarks.common import SETTINGS, config_for, tokenized_splits
+from benchmarks.matmul_peak import matmul_peak_gflops
+from trainable.model import model_path
+
+CONTENDERS = {"hpo": "finetune-hpo", "peer": "HF hyperparameter_search", "seed": "seed recipe"}
+RESULTS = Path(__file__).parent / "results"
+
+
+def run_contender(name: str, setting: str, out: Path) -> dict[str, Any]:
+    started = time.time()
+    subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{'seed_recipe' if name == 'seed' else name}",
+         "--setting", setting, "--out", str(out)],
+        check=True,
+    )
+    result = json.loads((out / f"{name}.json").read_text())
+    result["started"], result["wall_s"] = started, time.time() - started
+    return result
+
+
+def flops_per_token(setting: str, average_length: float) -> float:
+    """Training FLOPs per token: 6 x non-embedding weights, plus attention over the sequence."""
+    config = AutoConfig.from_pretrained(model_path(config_for(setting).model))
+    h, layers, ff = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    weights = layers * (4 * h * h + 2 * h * ff)
+    return 6 * weights + 12 * layers * h * average_length
+
+
+def time_to_target(result: dict[str, Any], target: float) -> float | None:
+    hits = [e["time"] for e in result["evals"] if e["eval_f1"] >= target]
+    return min(hits) - result["started"] if hits else None
+
+
+def work_stats(work: list[dict[str, float]], examples: int, setting: str, peak: float) -> dict:
+    train_s = sum(w["time_train_s"] for w in work)
+    computed = sum(w["tokens_computed"] for w in work)
+    flops = flops_per_token(setting, computed / examples) * computed
+    return {
+        "tokens_per_s": sum(w["tokens_trained"] for w in work) / train_s,
+        "examples_per_s": examples / train_s,
+        "gflops": flops / train_s / 1e9,
+        "peak_fraction": flops / train_s / 1e9 / peak,
+    }
+
+
+def summarize(setting: str, results: dict[str, dict], target: float, peak: float) -> dict:
+    n_train = len(tokenized_splits(config_for(setting))[1]["train"])
+    summary = {"setting": setting, "target_f1": target, "matmul_peak_gflops": peak, "rows": {}}
+    for name, result in results.items():
+        row = {
+            "wall_s": result["wall_s"],
+            "best_val_f1": result["best_val_f1"],
+            "test_accuracy": result["test_metrics"]["test_accuracy"],
+            "test_f1": result["test_metrics"]["test_f1"],
+            "time_to_target_s": time_to_target(result, target),
+            "hyperparameters": result["hyperparameters"],
+        }
+        if name == "seed":
+            row.update(work_stats([result["work"]], result["examples_trained"], setting, peak))
+        if name == "hpo":
+            trials = result["trials"]
+            examples = sum(n_train * t["epochs_run"] for t in trials)
+            row.update(work_stats(trials, examples, setting, peak))
+            small = [t for t in trials if t["batch_size"] == 8]
+            if small:
+                row["bs8"] = work_stats(small, sum(n_train * t["epochs_run"] for t in small),
+                                        setting, peak)
+            overheads = [t["slot_s"] - t["time_train_s"] - t["time_eval_s"]
+                         for t in trials if "slot_s" in t]
+            row["overhead_median_s"] = statistics.median(overheads) if overheads else None
+            row["overhead_s"] = overheads
+            row["trials_run"] = len(trials)
+            row["epochs_run"] = sum(t["epochs_run"] for t in trials)
+        summary["rows"][name] = row
+    return summary
+
+
+def markdown(summary: dict) -> str:
+    rows = summary["rows"]
+    lines = [
+        f"Setting `{summary['setting']}`; target validation F1 {summary['target_f1']}; "
+        f"fp32 matmul peak {summary['matmul_peak_gflops']:.0f} GFLOP/s.",
+        "",
+        "| | wall time | best val F1 | test accuracy | test spam F1 | time to target F1 | best hyperparameters |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        hp = ", ".join(f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in row["hyperparameters"].items())
+        reach = row["time_to_target_s"]
+        lines.append(
+            f"| {CONTENDERS[name]} | {row['wall_s'] / 60:.1f} min | {row['best_val_f1']:.4f} | "
+            f"{row['test_accuracy']:.4f} | {row['test_f1']:.4f} | "
+            f"{'not reached' if reach is None else f'{reach / 60:.1f} min'} | {hp} |"
+        )
+    if "hpo" in rows and "peer" in rows:
+        lines += ["", f"Wall time finetune-hpo / peer: "
+                      f"{rows['hpo']['wall_s'] / rows['peer']['wall_s']:.2f}x."]
+    lines += ["", "| training | tokens/s | examples/s | GFLOP/s | of matmul peak |",
+              "|---|---|---|---|---|"]
+    for label, row in (("finetune-hpo, all trials", rows.get("hpo")),
+                       ("finetune-hpo, batch-8 trials", (rows.get("hpo") or {}).get("bs8")),
+                       ("seed recipe (batch 8, padded to 128)", rows.get("seed"))):
+        if row and "tokens_per_s" in row:
+            lines.append(f"| {label} | {row['tokens_per_s']:.0f} | {row['examples_per_s']:.1f} | "
+                         f"{row['gflops']:.1f} | {row['peak_fraction']:.0%} |")
+    if "hpo" in rows and "seed" in rows:
+        hpo, seed = rows["hpo"], rows["seed"]
+        ratios = [f"all trials {hpo['examples_per_s'] / seed['examples_per_s']:.2f}x"]
+        if "bs8" in hpo:
+            ratios.append(f"batch-8 trials {hpo['bs8']['examples_per_s'] / seed['examples_per_s']:.2f}x")
+        lines += ["", "Training throughput (examples/s) over the seed recipe's: " + ", ".join(ratios) + "."]
+    if "hpo" in rows:
+        hpo = rows["hpo"]
+        lines += ["", f"finetune-hpo ran {hpo['trials_run']} trials, {hpo['epochs_run']} epochs; "
+                      f"per-trial orchestration overhead (slot minus training and evaluation), "
+                      f"median {hpo['overhead_median_s']:.1f} s over {len(hpo['overhead_s'])} trials."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", choices=sorted(SETTINGS), default="reduced")
+    parser.add_argument("--only", default="hpo,peer,seed", help="contenders, comma-separated")
+    parser.add_argument("--target", type=float, default=0.97, help="validation F1 to reach")
+    parser.add_argument("--work", type=Path, default=Path("runs/benchmark"),
+                        help="scratch folder for the contenders' outputs")
+    args = parser.parse_args()
+    out = args.work / args.setting
+    results = {}
+    for name in args.only.split(","):
+        print(f"== {CONTENDERS[name]} ({args.setting})", flush=True)
+        results[name] = run_contender(name, args.setting, out)
+        (out / "raw.json").write_text(json.dumps(results, indent=2))
+    peak = matmul_peak_gflops(torch.get_num_threads())
+    summary = summarize(args.setting, results, args.target, peak)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.setting}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / f"{args.setting}.md").write_text(markdown(summary))
+    print(markdown(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The in-process peer: transformers' `Trainer.hyperparameter_search(backend="optuna")`.
+
+What a user picks on one machine: the same split, model, space, trial budget, seed and
+objective, with Optuna's defaults (TPE, median pruning on each epoch's objective). The model
+it gives back is the best trial's last checkpoint, scored once on the test split.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import optuna
+from transformers import (
+    AutoModelForSequenceClassification,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+)
+
+from benchmarks.common import EvalClock, config_for, parse_args, tokenized_splits, write_result
+from trainable.metrics import compute_metrics, evaluate_model
+from trainable.model import load_model
+from trainable.train_loop import objective
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    cfg = config_for(args.setting)
+    tokenizer, splits = tokenized_splits(cfg)
+    scratch = args.out / "peer-trials"
+    clock = EvalClock()
+    trainer = Trainer(
+        model_init=lambda trial=None: load_model(cfg.model, cfg.data.labels, tokenizer),
+        args=TrainingArguments(
+            output_dir=str(scratch),
+            eval_strategy="epoch",
+            save_strategy="epoch",
+            save_total_limit=1,
+            save_only_model=True,
+            logging_strategy="epoch",
+            per_device_eval_batch_size=cfg.train.eval_batch_size,
+            include_num_input_tokens_seen="all",
+            seed=cfg.seed,
+            use_cpu=True,
+            report_to="none",
+            disable_tqdm=True,
+        ),
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[clock],
+    )
+    low, high = cfg.space.learning_rate
+
+    def space(trial: optuna.Trial) -> dict:
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", low, high, log=True),
+            "per_device_train_batch_size": trial.suggest_categorical(
+                "per_device_train_batch_size", cfg.space.batch_size
+            ),
+            "num_train_epochs": trial.suggest_categorical("num_train_epochs", cfg.space.epochs),
+        }
+
+    def score(metrics: dict) -> float:
+        return objective(metrics, cfg.search.metric, cfg.search.mode, cfg.search.tie_breaker)
+
+    best = trainer.hyperparameter_search(
+        direction="maximize" if cfg.search.mode == "max" else "minimize",
+        backend="optuna",
+        hp_space=space,
+        n_trials=cfg.search.trials,
+        compute_objective=score,
+        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+    )
+    (checkpoint,) = sorted(Path(scratch, f"run-{best.run_id}").glob("checkpoint-*"))
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
+    test = evaluate_model(model, tokenizer, splits["test"], cfg.train.eval_batch_size, "test")
+    # HF numbers trials from 0 and scores a trial by its last evaluation.
+    best_val = [e["eval_f1"] for e in clock.evals if e["trial"] == int(best.run_id) + 1][-1]
+    shutil.rmtree(scratch, ignore_errors=True)
+    write_result(
+        args.out,
+        "peer",
+        {
+            "hyperparameters": best.hyperparameters,
+            "objective": best.objective,
+            "best_val_f1": best_val,
+            "test_metrics": test,
+            "evals": clock.evals,
+            "trials": cfg.search.trials,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
