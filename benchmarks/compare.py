@@ -65,6 +65,23 @@ def work_stats(work: list[dict[str, float]], examples: int, setting: str, peak: 
     }
 
 
+def overhead_parts(trials: list[dict]) -> dict[str, float]:
+    """Where a trial's time outside training and evaluation goes (medians, seconds)."""
+    parts = {
+        "trial start to worker loop (Train controller, worker group, imports)":
+            lambda t: t["loop_started_at"] - t["start"],
+        "worker loop to first step (data from object store, model load, Trainer)":
+            lambda t: t["training_started_at"] - t["loop_started_at"],
+        "in the Trainer, outside steps and evaluation (checkpoints, reports)":
+            lambda t: t["last_report"] - t["training_started_at"] - t["time_train_s"]
+            - t["time_eval_s"],
+        "last report to next trial's start (teardown, scheduling)":
+            lambda t: t["start"] + t["slot_s"] - t["last_report"],
+    }
+    timed = [t for t in trials if "loop_started_at" in t]
+    return {name: statistics.median(map(part, timed)) for name, part in parts.items()} if timed else {}
+
+
 def summarize(setting: str, results: dict[str, dict], target: float, peak: float) -> dict:
     n_train = len(tokenized_splits(config_for(setting))[1]["train"])
     summary = {"setting": setting, "target_f1": target, "matmul_peak_gflops": peak, "rows": {}}
@@ -87,10 +104,11 @@ def summarize(setting: str, results: dict[str, dict], target: float, peak: float
             if small:
                 row["bs8"] = work_stats(small, sum(n_train * t["epochs_run"] for t in small),
                                         setting, peak)
-            overheads = [t["slot_s"] - t["time_train_s"] - t["time_eval_s"]
-                         for t in trials if "slot_s" in t]
+            timed = [t for t in trials if "slot_s" in t]
+            overheads = [t["slot_s"] - t["time_train_s"] - t["time_eval_s"] for t in timed]
             row["overhead_median_s"] = statistics.median(overheads) if overheads else None
             row["overhead_s"] = overheads
+            row["overhead_parts_median_s"] = overhead_parts(timed)
             row["trials_run"] = len(trials)
             row["epochs_run"] = sum(t["epochs_run"] for t in trials)
         summary["rows"][name] = row
@@ -136,7 +154,8 @@ def markdown(summary: dict) -> str:
         hpo = rows["hpo"]
         lines += ["", f"finetune-hpo ran {hpo['trials_run']} trials, {hpo['epochs_run']} epochs; "
                       f"per-trial orchestration overhead (slot minus training and evaluation), "
-                      f"median {hpo['overhead_median_s']:.1f} s over {len(hpo['overhead_s'])} trials."]
+                      f"median {hpo['overhead_median_s']:.1f} s over {len(hpo['overhead_s'])} trials:"]
+        lines += [f"- {name}: {seconds:.1f} s" for name, seconds in hpo["overhead_parts_median_s"].items()]
     return "\n".join(lines) + "\n"
 
 

@@ -37,7 +37,7 @@ def collect(output: Path, started: float, ended: float) -> dict:
         frame = analysis.trial_dataframes.get(trial.trial_id)
         if frame is None or frame.empty:
             continue
-        last = frame.iloc[-1]
+        first, last = frame.iloc[0], frame.iloc[-1]
         trials.append({
             "trial": trial.trial_id,
             "batch_size": trial.config["batch_size"],
@@ -46,6 +46,8 @@ def collect(output: Path, started: float, ended: float) -> dict:
             "epochs_run": int(last["training_iteration"]),
             **{k: float(last[k]) for k in
                ("time_train_s", "time_eval_s", "tokens_trained", "tokens_computed")},
+            **{k: float(first[k]) for k in ("loop_started_at", "training_started_at")
+               if k in frame},
             "evals": [{"time": float(t), "eval_f1": float(f)}
                       for t, f in zip(frame["timestamp"], frame["eval_f1"])],
         })

@@ -145,6 +145,7 @@ def claim_output(cfg: Config, overwrite: bool) -> tuple[str, str]:
 def quiet_libraries() -> None:
     """Keeps the driver's own output to the progress lines and the summary."""
     import logging
+    import os
     import warnings
 
     import optuna
@@ -155,6 +156,9 @@ def quiet_libraries() -> None:
     transformers.logging.disable_progress_bar()
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    # Tune's newer console output prints its experiment box and a TensorBoard hint even at
+    # verbose=0; the older one is silent there.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:

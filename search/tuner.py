@@ -57,7 +57,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
     scheduler = ASHAScheduler(
         time_attr="training_iteration",
         max_t=max(cfg.space.epochs),
-        grace_period=cfg.search.grace_period,
+        grace_period=min(cfg.search.grace_period, max(cfg.space.epochs)),
         reduction_factor=cfg.search.reduction_factor,
     )
     return tune.Tuner(

@@ -67,7 +67,7 @@ class SearchConfig:
     metric: str = "eval_f1"
     mode: str = "max"
     tie_breaker: str | None = "eval_loss"
-    grace_period: int = 1
+    grace_period: int = 2
     reduction_factor: int = 2
     keep_top_trials: int = 3
     initial_points: list[dict[str, float]] = field(
