@@ -166,13 +166,18 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.97, help="validation F1 to reach")
     parser.add_argument("--work", type=Path, default=Path("runs/benchmark"),
                         help="scratch folder for the contenders' outputs")
+    parser.add_argument("--add", action="store_true",
+                        help="keep the contenders already measured in the work folder")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="redraw the tables from the contenders that finished, run nothing")
     args = parser.parse_args()
     out = args.work / args.setting
-    results = {}
-    for name in args.only.split(","):
+    raw = out / "raw.json"
+    results = json.loads(raw.read_text()) if args.add or args.tables_only else {}
+    for name in [] if args.tables_only else args.only.split(","):
         print(f"== {CONTENDERS[name]} ({args.setting})", flush=True)
         results[name] = run_contender(name, args.setting, out)
-        (out / "raw.json").write_text(json.dumps(results, indent=2))
+        raw.write_text(json.dumps(results, indent=2))
     peak = matmul_peak_gflops(torch.get_num_threads())
     summary = summarize(args.setting, results, args.target, peak)
     RESULTS.mkdir(exist_ok=True)
