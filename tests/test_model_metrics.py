@@ -54,3 +54,29 @@ def test_objective_breaks_f1_ties_by_lower_loss_without_overturning_f1():
     assert c > a > b
     assert objective({"eval_f1": 0.5}, "eval_f1", "max", None) == 0.5
     assert objective({"eval_loss": 0.3, "x": 1.0}, "eval_loss", "min", "x") > 0.3
+
+
+def test_a_checkpoint_taken_at_the_end_of_training_gives_back_its_last_evaluation(tmp_path):
+    """What a trial restored after it had already finished reports instead of training."""
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    from trainable import data
+    from trainable.config import DataConfig
+    from trainable.train_loop import finished_metrics
+
+    cfg = ModelConfig(tiny=True)
+    tokenizer = load_tokenizer(cfg)
+    splits = data.tokenize(data.prepare(DataConfig(max_rows=200), seed=0), tokenizer, 32)
+    args = TrainingArguments(
+        output_dir=str(tmp_path), num_train_epochs=2, per_device_train_batch_size=32,
+        eval_strategy="epoch", save_strategy="epoch", report_to="none", use_cpu=True,
+    )  # fmt: skip
+    Trainer(
+        model=load_model(cfg, ["ham", "spam"], tokenizer), args=args,
+        train_dataset=splits["train"], eval_dataset=splits["validation"],
+        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+    ).train()  # fmt: skip
+    first, last = sorted(tmp_path.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert finished_metrics(first) is None
+    final = finished_metrics(last)
+    assert final["epoch"] == 2 and 0 <= final["eval_f1"] <= 1 and final["eval_loss"] > 0

@@ -6,6 +6,7 @@ Runs on each Ray Train worker. Eval and save strategies are both per epoch becau
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import time
@@ -177,6 +178,20 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             trainer.train()
             return
         with checkpoint.as_directory() as restored:
-            trainer.train(
-                resume_from_checkpoint=str(Path(restored) / RayTrainReportCallback.CHECKPOINT_NAME)
-            )
+            hf_checkpoint = Path(restored) / RayTrainReportCallback.CHECKPOINT_NAME
+            final = finished_metrics(hf_checkpoint)
+            if final is not None:
+                # The trial trained to its end before the search was killed, so nothing is left
+                # to train; without this report the restored trial would end with no result.
+                ray.train.report(final, checkpoint=checkpoint)
+                return
+            trainer.train(resume_from_checkpoint=str(hf_checkpoint))
+
+
+def finished_metrics(hf_checkpoint: Path) -> dict[str, float] | None:
+    """The last evaluation of a checkpoint taken at the end of training; None if unfinished."""
+    state = json.loads((hf_checkpoint / "trainer_state.json").read_text())
+    if state["global_step"] < state["max_steps"]:
+        return None
+    evaluations = [log for log in state["log_history"] if "eval_loss" in log]
+    return evaluations[-1] if evaluations else None
