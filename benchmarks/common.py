@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainingArguments
 
 from trainable import data
 from trainable.config import Config, load_config
@@ -48,6 +48,22 @@ def tokenized_splits(cfg: Config, pad_to_max_length: bool = False):
         batched=True,
         remove_columns=[data.TEXT],
         keep_in_memory=True,
+    )
+
+
+def cpu_training_args(cfg: Config, output_dir: str, **settings: Any) -> TrainingArguments:
+    """What the in-process contenders share: evaluate and log every epoch, count the tokens
+    the model runs on, seeded, on CPU, quiet; `settings` adds each one's own."""
+    return TrainingArguments(
+        output_dir=output_dir,
+        eval_strategy="epoch",
+        logging_strategy="epoch",
+        include_num_input_tokens_seen="all",
+        seed=cfg.seed,
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=True,
+        **settings,
     )
 
 

@@ -11,14 +11,16 @@ import shutil
 from pathlib import Path
 
 import optuna
-from transformers import (
-    AutoModelForSequenceClassification,
-    DataCollatorWithPadding,
-    Trainer,
-    TrainingArguments,
-)
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer
 
-from benchmarks.common import EvalClock, config_for, parse_args, tokenized_splits, write_result
+from benchmarks.common import (
+    EvalClock,
+    config_for,
+    cpu_training_args,
+    parse_args,
+    tokenized_splits,
+    write_result,
+)
 from trainable.metrics import compute_metrics, evaluate_model
 from trainable.model import load_model
 from trainable.train_loop import objective
@@ -32,19 +34,13 @@ def main() -> None:
     clock = EvalClock()
     trainer = Trainer(
         model_init=lambda trial=None: load_model(cfg.model, cfg.data.labels, tokenizer),
-        args=TrainingArguments(
-            output_dir=str(scratch),
-            eval_strategy="epoch",
+        args=cpu_training_args(
+            cfg,
+            str(scratch),
             save_strategy="epoch",
             save_total_limit=1,
             save_only_model=True,
-            logging_strategy="epoch",
             per_device_eval_batch_size=cfg.train.eval_batch_size,
-            include_num_input_tokens_seen="all",
-            seed=cfg.seed,
-            use_cpu=True,
-            report_to="none",
-            disable_tqdm=True,
         ),
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],

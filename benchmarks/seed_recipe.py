@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import tempfile
 
-from transformers import Trainer, TrainingArguments, default_data_collator
+from transformers import Trainer, default_data_collator
 
-from benchmarks.common import EvalClock, config_for, parse_args, tokenized_splits, write_result
+from benchmarks.common import (
+    EvalClock,
+    config_for,
+    cpu_training_args,
+    parse_args,
+    tokenized_splits,
+    write_result,
+)
 from trainable.metrics import compute_metrics, evaluate_model
 from trainable.model import load_model
 from trainable.train_loop import WorkCallback
@@ -24,17 +31,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(
             model=load_model(cfg.model, cfg.data.labels, tokenizer),
-            args=TrainingArguments(
-                output_dir=scratch,
-                per_device_train_batch_size=8,
-                eval_strategy="epoch",
-                save_strategy="no",
-                logging_strategy="epoch",
-                include_num_input_tokens_seen="all",
-                seed=cfg.seed,
-                use_cpu=True,
-                report_to="none",
-                disable_tqdm=True,
+            args=cpu_training_args(
+                cfg, scratch, per_device_train_batch_size=8, save_strategy="no"
             ),
             train_dataset=splits["train"],
             eval_dataset=splits["validation"],
