@@ -84,7 +84,12 @@ class EvalClock(TrainerCallback):
 def parse_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--setting", choices=sorted(SETTINGS), default="reduced")
-    parser.add_argument("--out", type=lambda p: Path(p).resolve(), required=True, help="folder for this contender's files")
+    parser.add_argument(
+        "--out",
+        type=lambda p: Path(p).resolve(),
+        required=True,
+        help="folder for this contender's files",
+    )
     return parser.parse_args()
 
 

@@ -31,8 +31,15 @@ RESULTS = Path(__file__).parent / "results"
 def run_contender(name: str, setting: str, out: Path) -> dict[str, Any]:
     started = time.time()
     subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{'seed_recipe' if name == 'seed' else name}",
-         "--setting", setting, "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            f"benchmarks.{'seed_recipe' if name == 'seed' else name}",
+            "--setting",
+            setting,
+            "--out",
+            str(out),
+        ],
         check=True,
     )
     result = json.loads((out / f"{name}.json").read_text())
@@ -68,18 +75,23 @@ def work_stats(work: list[dict[str, float]], examples: int, setting: str, peak: 
 def overhead_parts(trials: list[dict]) -> dict[str, float]:
     """Where a trial's time outside training and evaluation goes (medians, seconds)."""
     parts = {
-        "trial start to worker loop (Train controller, worker group, imports)":
-            lambda t: t["loop_started_at"] - t["start"],
-        "worker loop to first step (data from object store, model load, Trainer)":
-            lambda t: t["training_started_at"] - t["loop_started_at"],
-        "in the Trainer, outside steps and evaluation (checkpoints, reports)":
-            lambda t: t["last_report"] - t["training_started_at"] - t["time_train_s"]
-            - t["time_eval_s"],
-        "last report to next trial's start (teardown, scheduling)":
-            lambda t: t["start"] + t["slot_s"] - t["last_report"],
+        "trial start to worker loop (Train controller, worker group, imports)": lambda t: (
+            t["loop_started_at"] - t["start"]
+        ),
+        "worker loop to first step (data from object store, model load, Trainer)": lambda t: (
+            t["training_started_at"] - t["loop_started_at"]
+        ),
+        "in the Trainer, outside steps and evaluation (checkpoints, reports)": lambda t: (
+            t["last_report"] - t["training_started_at"] - t["time_train_s"] - t["time_eval_s"]
+        ),
+        "last report to next trial's start (teardown, scheduling)": lambda t: (
+            t["start"] + t["slot_s"] - t["last_report"]
+        ),
     }
     timed = [t for t in trials if "loop_started_at" in t]
-    return {name: statistics.median(map(part, timed)) for name, part in parts.items()} if timed else {}
+    return (
+        {name: statistics.median(map(part, timed)) for name, part in parts.items()} if timed else {}
+    )
 
 
 def summarize(setting: str, results: dict[str, dict], target: float, peak: float) -> dict:
@@ -102,8 +114,9 @@ def summarize(setting: str, results: dict[str, dict], target: float, peak: float
             row.update(work_stats(trials, examples, setting, peak))
             small = [t for t in trials if t["batch_size"] == 8]
             if small:
-                row["bs8"] = work_stats(small, sum(n_train * t["epochs_run"] for t in small),
-                                        setting, peak)
+                row["bs8"] = work_stats(
+                    small, sum(n_train * t["epochs_run"] for t in small), setting, peak
+                )
             timed = [t for t in trials if "slot_s" in t]
             overheads = [t["slot_s"] - t["time_train_s"] - t["time_eval_s"] for t in timed]
             row["overhead_median_s"] = statistics.median(overheads) if overheads else None
@@ -121,12 +134,15 @@ def markdown(summary: dict) -> str:
         f"Setting `{summary['setting']}`; target validation F1 {summary['target_f1']}; "
         f"fp32 matmul peak {summary['matmul_peak_gflops']:.0f} GFLOP/s.",
         "",
-        "| | wall time | best val F1 | test accuracy | test spam F1 | time to target F1 | best hyperparameters |",
+        "| | wall time | best val F1 | test accuracy | test spam F1 | time to target F1 "
+        "| best hyperparameters |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
-        hp = ", ".join(f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}"
-                       for k, v in row["hyperparameters"].items())
+        hp = ", ".join(
+            f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in row["hyperparameters"].items()
+        )
         reach = row["time_to_target_s"]
         lines.append(
             f"| {CONTENDERS[name]} | {row['wall_s'] / 60:.1f} min | {row['best_val_f1']:.4f} | "
@@ -134,28 +150,48 @@ def markdown(summary: dict) -> str:
             f"{'not reached' if reach is None else f'{reach / 60:.1f} min'} | {hp} |"
         )
     if "hpo" in rows and "peer" in rows:
-        lines += ["", f"Wall time finetune-hpo / peer: "
-                      f"{rows['hpo']['wall_s'] / rows['peer']['wall_s']:.2f}x."]
-    lines += ["", "| training | tokens/s | examples/s | GFLOP/s | of matmul peak |",
-              "|---|---|---|---|---|"]
-    for label, row in (("finetune-hpo, all trials", rows.get("hpo")),
-                       ("finetune-hpo, batch-8 trials", (rows.get("hpo") or {}).get("bs8")),
-                       ("seed recipe (batch 8, padded to 128)", rows.get("seed"))):
+        lines += [
+            "",
+            f"Wall time finetune-hpo / peer: "
+            f"{rows['hpo']['wall_s'] / rows['peer']['wall_s']:.2f}x.",
+        ]
+    lines += [
+        "",
+        "| training | tokens/s | examples/s | GFLOP/s | of matmul peak |",
+        "|---|---|---|---|---|",
+    ]
+    for label, row in (
+        ("finetune-hpo, all trials", rows.get("hpo")),
+        ("finetune-hpo, batch-8 trials", (rows.get("hpo") or {}).get("bs8")),
+        ("seed recipe (batch 8, padded to 128)", rows.get("seed")),
+    ):
         if row and "tokens_per_s" in row:
-            lines.append(f"| {label} | {row['tokens_per_s']:.0f} | {row['examples_per_s']:.1f} | "
-                         f"{row['gflops']:.1f} | {row['peak_fraction']:.0%} |")
+            lines.append(
+                f"| {label} | {row['tokens_per_s']:.0f} | {row['examples_per_s']:.1f} | "
+                f"{row['gflops']:.1f} | {row['peak_fraction']:.0%} |"
+            )
     if "hpo" in rows and "seed" in rows:
         hpo, seed = rows["hpo"], rows["seed"]
         ratios = [f"all trials {hpo['examples_per_s'] / seed['examples_per_s']:.2f}x"]
         if "bs8" in hpo:
-            ratios.append(f"batch-8 trials {hpo['bs8']['examples_per_s'] / seed['examples_per_s']:.2f}x")
-        lines += ["", "Training throughput (examples/s) over the seed recipe's: " + ", ".join(ratios) + "."]
+            ratios.append(
+                f"batch-8 trials {hpo['bs8']['examples_per_s'] / seed['examples_per_s']:.2f}x"
+            )
+        lines += [
+            "",
+            "Training throughput (examples/s) over the seed recipe's: " + ", ".join(ratios) + ".",
+        ]
     if "hpo" in rows:
         hpo = rows["hpo"]
-        lines += ["", f"finetune-hpo ran {hpo['trials_run']} trials, {hpo['epochs_run']} epochs; "
-                      f"per-trial orchestration overhead (slot minus training and evaluation), "
-                      f"median {hpo['overhead_median_s']:.1f} s over {len(hpo['overhead_s'])} trials:"]
-        lines += [f"- {name}: {seconds:.1f} s" for name, seconds in hpo["overhead_parts_median_s"].items()]
+        lines += [
+            "",
+            f"finetune-hpo ran {hpo['trials_run']} trials, {hpo['epochs_run']} epochs; "
+            f"per-trial orchestration overhead (slot minus training and evaluation), "
+            f"median {hpo['overhead_median_s']:.1f} s over {len(hpo['overhead_s'])} trials:",
+        ]
+        lines += [
+            f"- {name}: {seconds:.1f} s" for name, seconds in hpo["overhead_parts_median_s"].items()
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -164,12 +200,20 @@ def main() -> None:
     parser.add_argument("--setting", choices=sorted(SETTINGS), default="reduced")
     parser.add_argument("--only", default="hpo,peer,seed", help="contenders, comma-separated")
     parser.add_argument("--target", type=float, default=0.97, help="validation F1 to reach")
-    parser.add_argument("--work", type=Path, default=Path("runs/benchmark"),
-                        help="scratch folder for the contenders' outputs")
-    parser.add_argument("--add", action="store_true",
-                        help="keep the contenders already measured in the work folder")
-    parser.add_argument("--tables-only", action="store_true",
-                        help="redraw the tables from the contenders that finished, run nothing")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("runs/benchmark"),
+        help="scratch folder for the contenders' outputs",
+    )
+    parser.add_argument(
+        "--add", action="store_true", help="keep the contenders already measured in the work folder"
+    )
+    parser.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="redraw the tables from the contenders that finished, run nothing",
+    )
     args = parser.parse_args()
     out = args.work / args.setting
     raw = out / "raw.json"

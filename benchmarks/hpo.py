@@ -22,8 +22,15 @@ def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     output = args.out / "hpo-search"
     started = time.time()
-    command = [sys.executable, "-m", "search.run", *cli_args(args.setting),
-               "--output", str(output), "--overwrite"]
+    command = [
+        sys.executable,
+        "-m",
+        "search.run",
+        *cli_args(args.setting),
+        "--output",
+        str(output),
+        "--overwrite",
+    ]
     subprocess.run(command, check=True)
     write_result(args.out, "hpo", collect(output, started, time.time()))
 
@@ -38,22 +45,31 @@ def collect(output: Path, started: float, ended: float) -> dict:
         if frame is None or frame.empty:
             continue
         first, last = frame.iloc[0], frame.iloc[-1]
-        trials.append({
-            "trial": trial.trial_id,
-            "batch_size": trial.config["batch_size"],
-            "start": float(last["timestamp"] - last["time_total_s"]),
-            "last_report": float(last["timestamp"]),
-            "epochs_run": int(last["training_iteration"]),
-            **{k: float(last[k]) for k in
-               ("time_train_s", "time_eval_s", "tokens_trained", "tokens_computed")},
-            **{k: float(first[k]) for k in ("loop_started_at", "training_started_at")
-               if k in frame},
-            "evals": [{"time": float(t), "eval_f1": float(f)}
-                      for t, f in zip(frame["timestamp"], frame["eval_f1"])],
-        })
+        trials.append(
+            {
+                "trial": trial.trial_id,
+                "batch_size": trial.config["batch_size"],
+                "start": float(last["timestamp"] - last["time_total_s"]),
+                "last_report": float(last["timestamp"]),
+                "epochs_run": int(last["training_iteration"]),
+                **{
+                    k: float(last[k])
+                    for k in ("time_train_s", "time_eval_s", "tokens_trained", "tokens_computed")
+                },
+                **{
+                    k: float(first[k])
+                    for k in ("loop_started_at", "training_started_at")
+                    if k in frame
+                },
+                "evals": [
+                    {"time": float(t), "eval_f1": float(f)}
+                    for t, f in zip(frame["timestamp"], frame["eval_f1"], strict=True)
+                ],
+            }
+        )
     trials.sort(key=lambda t: t["start"])
     # The last trial's slot would run into the export, so it has none.
-    for this, following in zip(trials, trials[1:]):
+    for this, following in zip(trials, trials[1:], strict=False):
         this["slot_s"] = following["start"] - this["start"]
     return {
         "hyperparameters": best["hyperparameters"],

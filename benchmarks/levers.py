@@ -66,10 +66,17 @@ def main() -> None:
         rows[name] = {"seconds_per_step": step, "messages_per_s": BATCH / step}
         print(f"{name}: {step:.3f} s/step, {BATCH / step:.1f} messages/s", flush=True)
     base = rows["padded to 128, random order (seed recipe)"]["messages_per_s"]
-    lines = [f"Batch {BATCH}, median of {STEPS} training steps (forward, backward, AdamW) each.",
-             "", "| lever | s/step | messages/s | vs seed recipe |", "|---|---|---|---|"]
-    lines += [f"| {name} | {r['seconds_per_step']:.3f} | {r['messages_per_s']:.1f} | "
-              f"{r['messages_per_s'] / base:.2f}x |" for name, r in rows.items()]
+    lines = [
+        f"Batch {BATCH}, median of {STEPS} training steps (forward, backward, AdamW) each.",
+        "",
+        "| lever | s/step | messages/s | vs seed recipe |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {r['seconds_per_step']:.3f} | {r['messages_per_s']:.1f} | "
+        f"{r['messages_per_s'] / base:.2f}x |"
+        for name, r in rows.items()
+    ]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "levers.json").write_text(json.dumps(rows, indent=2) + "\n")
     (RESULTS / "levers.md").write_text("\n".join(lines) + "\n")

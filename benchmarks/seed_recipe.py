@@ -31,9 +31,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(
             model=load_model(cfg.model, cfg.data.labels, tokenizer),
-            args=cpu_training_args(
-                cfg, scratch, per_device_train_batch_size=8, save_strategy="no"
-            ),
+            args=cpu_training_args(cfg, scratch, per_device_train_batch_size=8, save_strategy="no"),
             train_dataset=splits["train"],
             eval_dataset=splits["validation"],
             processing_class=tokenizer,

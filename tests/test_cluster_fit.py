@@ -47,4 +47,6 @@ def test_a_trial_larger_than_the_cluster_is_refused_before_it_starts(two_cpu_ray
         fit_to_cluster(_config(1, 3))
     with pytest.raises(SetupError, match="needs 1 GPUs"):
         cfg = _config(1, 1)
-        fit_to_cluster(dataclasses.replace(cfg, resources=dataclasses.replace(cfg.resources, use_gpu=True)))
+        fit_to_cluster(
+            dataclasses.replace(cfg, resources=dataclasses.replace(cfg.resources, use_gpu=True))
+        )

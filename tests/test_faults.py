@@ -91,8 +91,8 @@ def test_a_trial_whose_loss_turns_nan_fails_alone_and_the_search_goes_on(tmp_pat
     )
     proc = run_cli(
         "--config", str(TINY), "--trials", "2", "--output", str(output),
-        "--set", "space.learning_rate=[1.0e-4, 1.0e+31]", "--set", f"search.initial_points={points}",
-        "--set", "space.epochs=[2]",
+        "--set", "space.learning_rate=[1.0e-4, 1.0e+31]",
+        "--set", f"search.initial_points={points}", "--set", "space.epochs=[2]",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "search finished: 2 trials" in proc.stdout
