@@ -53,18 +53,18 @@ def tokenized_splits(cfg: Config, pad_to_max_length: bool = False):
 
 def cpu_training_args(cfg: Config, output_dir: str, **settings: Any) -> TrainingArguments:
     """What the in-process contenders share: evaluate and log every epoch, count the tokens
-    the model runs on, seeded, on CPU, quiet; `settings` adds each one's own."""
-    return TrainingArguments(
-        output_dir=output_dir,
-        eval_strategy="epoch",
-        logging_strategy="epoch",
-        include_num_input_tokens_seen="all",
-        seed=cfg.seed,
-        use_cpu=True,
-        report_to="none",
-        disable_tqdm=True,
-        **settings,
-    )
+    the model runs on, seeded, on CPU, quiet; `settings` adds each one's own, or overrides."""
+    shared = {
+        "output_dir": output_dir,
+        "eval_strategy": "epoch",
+        "logging_strategy": "epoch",
+        "include_num_input_tokens_seen": "all",
+        "seed": cfg.seed,
+        "use_cpu": True,
+        "report_to": "none",
+        "disable_tqdm": True,
+    }
+    return TrainingArguments(**{**shared, **settings})
 
 
 class EvalClock(TrainerCallback):
@@ -81,7 +81,8 @@ class EvalClock(TrainerCallback):
         self.evals.append({"time": time.time(), "eval_f1": metrics["eval_f1"], "trial": self.trial})
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def benchmark_parser(description: str) -> argparse.ArgumentParser:
+    """A contender's command line: --setting and --out."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--setting", choices=sorted(SETTINGS), default="reduced")
     parser.add_argument(
@@ -90,7 +91,11 @@ def parse_args(description: str) -> argparse.Namespace:
         required=True,
         help="folder for this contender's files",
     )
-    return parser.parse_args()
+    return parser
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    return benchmark_parser(description).parse_args()
 
 
 def write_result(out: Path, name: str, result: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """finetune-hpo through its CLI, then its numbers read back from the search's own records.
 
-Per trial: the trial's slot (its start to the next trial's start: trials run one at a time)
-minus its time inside training steps and evaluation is its orchestration overhead.
+Per trial: its start, reports and work from Tune's results, its end from its MLflow run; its
+wall time minus its time inside training steps and evaluation is its orchestration overhead.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ray.tune import ExperimentAnalysis
 
-from benchmarks.common import cli_args, parse_args, write_result
+from benchmarks.common import cli_args, config_for, parse_args, tokenized_splits, write_result
 from search.layout import BEST_MODEL, RESULT_FILE, SEARCH_FILE
 
 
@@ -32,7 +32,39 @@ def main() -> None:
         "--overwrite",
     ]
     subprocess.run(command, check=True)
-    write_result(args.out, "hpo", collect(output, started, time.time()))
+    result = collect(output, started, time.time())
+    result["selected_test_metrics"] = checkpoint_test_metrics(result["checkpoint"], args.setting)
+    write_result(args.out, "hpo", result)
+
+
+def trial_ends(output: Path, experiment: str) -> dict[str, float]:
+    """Unix time each trial ended, by trial id: when Tune closed the trial's MLflow run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{output / 'mlflow.db'}")
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], "tags.trial_name != ''") if found else []
+    return {
+        run.data.tags["trial_name"].rsplit("_", 1)[-1]: run.info.end_time / 1000
+        for run in runs
+        if run.info.end_time
+    }
+
+
+def checkpoint_test_metrics(checkpoint: str, setting: str) -> dict[str, float]:
+    """The selected trial checkpoint's test scores: what exporting it, without the refit, would
+    have reported. Benchmark-only: the search itself touches test once, with the exported model."""
+    from ray.train.huggingface.transformers import RayTrainReportCallback
+    from transformers import AutoModelForSequenceClassification
+
+    from trainable.metrics import evaluate_model
+
+    cfg = config_for(setting)
+    tokenizer, splits = tokenized_splits(cfg)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        Path(checkpoint) / RayTrainReportCallback.CHECKPOINT_NAME
+    )
+    return evaluate_model(model, tokenizer, splits["test"], cfg.train.eval_batch_size, "test")
 
 
 def collect(output: Path, started: float, ended: float) -> dict:
@@ -67,14 +99,17 @@ def collect(output: Path, started: float, ended: float) -> dict:
                 ],
             }
         )
+    ends = trial_ends(output, search["config"]["tracking"]["experiment"])
+    for trial in trials:
+        if trial["trial"] in ends:
+            trial["end"] = ends[trial["trial"]]
     trials.sort(key=lambda t: t["start"])
-    # The last trial's slot would run into the export, so it has none.
-    for this, following in zip(trials, trials[1:], strict=False):
-        this["slot_s"] = following["start"] - this["start"]
     return {
         "hyperparameters": best["hyperparameters"],
         "best_val_f1": best["validation_metrics"]["eval_f1"],
         "test_metrics": best["test_metrics"],
+        "checkpoint": best["checkpoint"],
+        "refit": best.get("refit"),
         "evals": [e for t in trials for e in t["evals"]],
         "trials": trials,
         "started": started,

@@ -1,6 +1,6 @@
 """Levers inside one training step, measured side by side on the same batches of real messages.
 
-    python -m benchmarks.levers            # about three minutes on 2 cores
+    python -m benchmarks.levers            # about four minutes on 2 cores
 
 Each lever trains MiniLM for the same number of steps from the same start and reports the
 median seconds per step and the messages per second; the table goes to results/levers.md.
@@ -9,6 +9,7 @@ median seconds per step and the messages per second; the table goes to results/l
 from __future__ import annotations
 
 import json
+import multiprocessing
 import statistics
 import time
 from pathlib import Path
@@ -44,6 +45,25 @@ def seconds_per_step(model, batches_: list[dict], threads: int) -> float:
     return statistics.median(times)
 
 
+def _one_of_two(args) -> float:
+    """A spawned process: waits for its twin, then times its own training at 1 thread."""
+    cfg, batches_, barrier = args
+    tokenizer, _ = tokenized_splits(cfg)
+    model = load_model(cfg.model, cfg.data.labels, tokenizer)
+    barrier.wait()
+    return seconds_per_step(model, batches_, threads=1)
+
+
+def two_at_once(cfg, batches_: list[dict]) -> float:
+    """Two trainings at once, 1 thread each, as two concurrent trials would run: the slower
+    one's median seconds per step (each process makes one step in that time)."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        barrier = manager.Barrier(2)
+        with context.Pool(2) as pool:
+            return max(pool.map(_one_of_two, [(cfg, batches_, barrier)] * 2))
+
+
 def main() -> None:
     cfg = config_for("full")
     tokenizer, dynamic = tokenized_splits(cfg)
@@ -65,6 +85,10 @@ def main() -> None:
         step = seconds_per_step(model, batches(dataset, collator, order), threads)
         rows[name] = {"seconds_per_step": step, "messages_per_s": BATCH / step}
         print(f"{name}: {step:.3f} s/step, {BATCH / step:.1f} messages/s", flush=True)
+    step = two_at_once(cfg, batches(train, collator, grouped))
+    name = "two at once, 1 thread each, grouped by length (both together)"
+    rows[name] = {"seconds_per_step": step, "messages_per_s": 2 * BATCH / step}
+    print(f"{name}: {step:.3f} s/step each, {2 * BATCH / step:.1f} messages/s", flush=True)
     base = rows["padded to 128, random order (seed recipe)"]["messages_per_s"]
     lines = [
         f"Batch {BATCH}, median of {STEPS} training steps (forward, backward, AdamW) each.",

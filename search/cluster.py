@@ -11,7 +11,7 @@ import ray
 
 import trainable
 from trainable.config import Config
-from trainable.errors import SetupError
+from trainable.errors import SetupError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def connect(cfg: Config) -> None:
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise SetupError(
-            f"could not reach Ray at {cfg.address!r} ({str(exc).splitlines()[0]}): "
+            f"could not reach Ray at {cfg.address!r} ({first_line(exc)}): "
             "start the cluster (`ray start --head`) or fix --address"
         ) from None
 

@@ -10,7 +10,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs
 from ray.train import Checkpoint
@@ -22,6 +22,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from search.layout import RESULT_FILE
 from trainable.config import Config
 from trainable.metrics import evaluate_model
+
+if TYPE_CHECKING:
+    from search.refit import Refit
 
 SAMPLE_MESSAGE = (
     "WINNER!! As a valued network customer you have been selected to receive a £900 prize "
@@ -63,9 +66,18 @@ def find_best(results: ResultGrid, metric: str, mode: str) -> BestTrial | None:
     return None
 
 
-def export_best(best: BestTrial, cfg: Config, test_split, destination: Path) -> dict[str, Any]:
-    """Writes safetensors weights, tokenizer and hpo_result.json; returns the result record."""
-    with Checkpoint(best.checkpoint_path).as_directory() as restored:
+def export_best(
+    best: BestTrial,
+    cfg: Config,
+    test_split,
+    destination: Path,
+    refit: Refit | None = None,
+) -> dict[str, Any]:
+    """Writes safetensors weights, tokenizer and hpo_result.json; returns the result record.
+
+    The weights are the refit's when there is one, else the best trial's best checkpoint."""
+    source = refit.checkpoint if refit else Checkpoint(best.checkpoint_path)
+    with source.as_directory() as restored:
         hf_dir = Path(restored) / RayTrainReportCallback.CHECKPOINT_NAME
         model = AutoModelForSequenceClassification.from_pretrained(hf_dir)
         tokenizer = AutoTokenizer.from_pretrained(hf_dir)
@@ -80,6 +92,7 @@ def export_best(best: BestTrial, cfg: Config, test_split, destination: Path) -> 
         "mode": cfg.search.mode,
         "model": cfg.model.name,
         "checkpoint": best.checkpoint_path,
+        "refit": refit.details if refit else None,  # None: the weights are the checkpoint's
     }
     # Written beside the destination and renamed into place, so a failed export leaves no
     # half-written model folder.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from search.layout import BEST_MODEL
-from trainable.errors import ConfigError, DataError, UserError
+from trainable.errors import ConfigError, DataError, UserError, first_line
 
 DEFAULT_TEXT_COLUMN = "text"
 PREVIEW_CHARS = 60
@@ -141,7 +141,7 @@ def predict(model_dir: Path, texts: list[str], batch_size: int = 32) -> list[Pre
         classify = pipeline("text-classification", model=str(model_dir))
     except (OSError, ValueError, SafetensorError) as exc:
         raise ConfigError(
-            f"could not load the model in {model_dir} ({_first_line(exc)}): "
+            f"could not load the model in {model_dir} ({first_line(exc)}): "
             f"pass the {BEST_MODEL} folder of a finished search"
         ) from None
     outputs = classify(texts, batch_size=batch_size, truncation=True)
@@ -149,11 +149,6 @@ def predict(model_dir: Path, texts: list[str], batch_size: int = 32) -> list[Pre
         Prediction(text, out["label"], float(out["score"]))
         for text, out in zip(texts, outputs, strict=True)
     ]
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from typing import TextIO
 from ray.tune import Callback
 from ray.tune.result import TRAINING_ITERATION
 
+from trainable.errors import last_line
+
 
 class ProgressPrinter(Callback):
     """Prints trial starts, epochs, ends and a running tally with the best score and an ETA."""
@@ -81,12 +83,6 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def last_line(error: object) -> str:
-    """The last line of a trial's error: the exception the worker raised, not Ray's wrapping."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
 
 
 def _error_line(trial) -> str:

@@ -167,6 +167,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
 
     from search.cluster import connect, fit_to_cluster
     from search.export import export_best, find_best
+    from search.refit import refit_best
     from search.report import write_report
     from search.tracking import check_tracking, close_search_run
     from search.tuner import build_tuner, restore_tuner, selection_metric
@@ -224,8 +225,9 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
         raise SearchFailed(
             f"no trial finished an epoch; {len(failed)} failed: " + "; ".join(failed[:3])
         )
+    refit = refit_best(best, setup, splits) if cfg.search.refit else None
     model_dir = cfg.output_dir / BEST_MODEL
-    record = export_best(best, cfg, splits["test"], model_dir)
+    record = export_best(best, cfg, splits["test"], model_dir, refit)
     close_search_run(cfg, run_id, record, report_dir, model_dir)
     record["wall_time_s"] = round(time.monotonic() - started, 1)
     record["trials"] = len(results)
@@ -250,7 +252,7 @@ def _disk_usage(folder: Path) -> int:
 def _failure(result) -> str:
     """`trial id: reason`, the reason being the last line of the trial's error: the exception
     the worker raised, not Ray's wrapping of it."""
-    from search.progress import last_line
+    from trainable.errors import last_line
 
     trial_id = Path(result.path).name.split("_")[2]  # run_trial_<id>_<n>_<params>
     return f"{trial_id}: {last_line(result.error)}"
@@ -286,10 +288,18 @@ def print_summary(cfg: Config, record: dict[str, Any]) -> None:
     )
     print(
         f"  validation: f1={val.get('eval_f1', float('nan')):.4f} "
-        f"accuracy={val.get('eval_accuracy', float('nan')):.4f}"
+        f"accuracy={val.get('eval_accuracy', float('nan')):.4f} (the trial's checkpoint)"
     )
+    refit = record["refit"]
+    if refit:
+        print(
+            f"  refit:      {refit['epochs']} epochs on train + validation "
+            f"({refit['examples']} messages) in {refit['time_s']:.0f} s"
+        )
     print(
-        "  test:       " + " ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in test.items())
+        "  test:       "
+        + " ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in test.items())
+        + " (the exported model)"
     )
     print(f"exported model: {model_dir}")
     print(f"disk used: {record['disk_mb']:.0f} MB in {cfg.output_dir}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
 from trainable.config import Config
-from trainable.errors import SetupError
+from trainable.errors import SetupError, first_line
 
 SEARCH_TAG = "search"
 # MLflow nests a run under the run this tag names; MLflowLoggerCallback has no parent runs of
@@ -141,7 +141,7 @@ def check_tracking(cfg: Config) -> None:
     try:
         mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise SetupError(
             f"could not reach the MLflow tracking store {redact(uri)!r} ({reason[:200]}): "
             "start the server, fix --tracking-uri, or set its credentials in the environment"

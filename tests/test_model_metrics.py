@@ -80,3 +80,32 @@ def test_a_checkpoint_taken_at_the_end_of_training_gives_back_its_last_evaluatio
     assert finished_metrics(first) is None
     final = finished_metrics(last)
     assert final["epoch"] == 2 and 0 <= final["eval_f1"] <= 1 and final["eval_loss"] > 0
+
+
+def test_a_refit_stops_after_the_selected_epoch_on_the_schedule_the_trial_had(tmp_path):
+    """A trial of 3 epochs whose best checkpoint was epoch 1 is refit for 1 epoch, its learning
+    rate decayed as the trial's was after epoch 1, not annealed to zero."""
+    import math
+
+    from transformers import DataCollatorWithPadding, Trainer
+
+    from trainable import data
+    from trainable.config import Config, DataConfig
+    from trainable.train_loop import Hyperparameters, StopAfterEpochs, build_training_args
+
+    cfg = Config(model=ModelConfig(tiny=True))
+    tokenizer = load_tokenizer(cfg.model)
+    splits = data.tokenize(data.prepare(DataConfig(max_rows=200), seed=0), tokenizer, 32)
+    hp = Hyperparameters(learning_rate=1e-3, batch_size=32, epochs=3)
+    trainer = Trainer(
+        model=load_model(cfg.model, ["ham", "spam"], tokenizer),
+        args=build_training_args(cfg, hp, str(tmp_path), per_epoch=False),
+        train_dataset=splits["train"], data_collator=DataCollatorWithPadding(tokenizer),
+        callbacks=[StopAfterEpochs(1)],
+    )  # fmt: skip
+    trainer.train()
+    steps_per_epoch = math.ceil(len(splits["train"]) / 32)
+    assert trainer.state.global_step == steps_per_epoch
+    assert trainer.state.max_steps == 3 * steps_per_epoch
+    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(1e-3 * 2 / 3)
+    assert not list(tmp_path.glob("checkpoint-*"))  # a refit saves once, at its end, itself

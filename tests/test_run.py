@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 import mlflow
 import optuna
+import torch
+from safetensors.torch import load_file
 from transformers import pipeline
 
 from search.layout import RESULT_FILE
@@ -80,15 +84,35 @@ def test_optuna_study_has_one_trial_per_tune_trial(tiny_search):
             assert len(steps) < trial.params["epochs"]
 
 
-def test_only_the_top_trials_best_checkpoint_stays_and_it_is_the_exported_one(tiny_search):
+def test_only_the_top_trials_best_checkpoint_stays_and_it_is_the_selected_one(tiny_search):
     search = json.loads((tiny_search / "search.json").read_text())
     root = tiny_search / "ray_results" / search["name"] / "checkpoints"
-    trial_dirs = [path for path in root.iterdir() if path.is_dir()]
+    trial_dirs = [path for path in root.iterdir() if path.is_dir() and path.name != "refit"]
     assert len(trial_dirs) == 2
-    kept = [path for path in root.glob("*/checkpoint_*") if path.is_dir()]
+    kept = [p for p in root.glob("*/checkpoint_*") if p.is_dir() and p.parent.name != "refit"]
     assert len(kept) == 1  # keep_top_trials=1
     record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
     assert record["checkpoint"] == str(kept[0])
+
+
+def test_the_exported_model_is_the_winner_refit_on_train_and_validation(tiny_search):
+    record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
+    refit, hp = record["refit"], record["hyperparameters"]
+    # tiny.yaml: 400 messages, 80 for test; the other 320 held train and validation.
+    assert refit["examples"] == 320
+    assert refit["epochs"] == record["best_epoch"]
+    assert refit["epochs_trained"] == record["best_epoch"]
+    assert refit["steps"] == math.ceil(320 / hp["batch_size"]) * record["best_epoch"]
+    assert math.isfinite(refit["train_loss"])
+    exported = load_file(tiny_search / "best_model" / "model.safetensors")
+    selected = load_file(Path(record["checkpoint"]) / "checkpoint" / "model.safetensors")
+    assert exported.keys() == selected.keys()
+    assert any(not torch.equal(exported[k], selected[k]) for k in exported)
+    assert (Path(refit["checkpoint"]) / "checkpoint" / "model.safetensors").is_file()
+    assert (
+        f"refit:      {record['best_epoch']} epochs on train + validation (320 messages)"
+        in (tiny_search / "cli.log").read_text()
+    )
 
 
 def test_search_run_holds_report_test_metrics_and_the_registered_model(tiny_search, mlflow_server):

@@ -70,6 +70,7 @@ class SearchConfig:
     grace_period: int = 2
     reduction_factor: int = 2
     keep_top_trials: int = 3
+    refit: bool = True
     initial_points: list[dict[str, float]] = field(
         default_factory=lambda: [{"learning_rate": 5e-5, "batch_size": 8, "epochs": 3}]
     )

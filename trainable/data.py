@@ -14,7 +14,7 @@ import datasets
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from trainable.config import EMBEDDED, DataConfig
-from trainable.errors import DataError
+from trainable.errors import DataError, first_line
 
 # extension → (datasets builder, extra builder arguments)
 FILE_FORMATS = {
@@ -59,12 +59,12 @@ def load_raw(cfg: DataConfig) -> Dataset:
                 builder, data_files=str(path.resolve()), split="train", **kwargs
             )
         except Exception as exc:
-            raise DataError(f"could not read dataset file {path}: {_first_line(exc)}") from None
+            raise DataError(f"could not read dataset file {path}: {first_line(exc)}") from None
     try:
         return datasets.load_dataset(cfg.source, split=cfg.hub_split)
     except Exception as exc:
         raise DataError(
-            f"could not load hub dataset {cfg.source!r} ({_first_line(exc)}): check the id, "
+            f"could not load hub dataset {cfg.source!r} ({first_line(exc)}): check the id, "
             "the network or the local HF cache, or point data.source at a local file"
         ) from None
 
@@ -147,11 +147,6 @@ def _stratified(ds: Dataset, seed: int, **sizes) -> DatasetDict:
         return ds.train_test_split(stratify_by_column=LABEL, seed=seed, **sizes)
     except ValueError as exc:
         raise DataError(
-            f"dataset of {len(ds)} rows is too small to split by class ({_first_line(exc)}): "
+            f"dataset of {len(ds)} rows is too small to split by class ({first_line(exc)}): "
             "add rows or change data.test_fraction / data.validation_fraction"
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -15,3 +15,17 @@ class DataError(UserError):
 
 class SetupError(UserError):
     """The environment is wrong: unreachable services, missing resources, a busy output folder."""
+
+
+def first_line(error: object) -> str:
+    """The first line of an error's message (its type when it has none): the reason a one-line
+    message quotes from a library's exception."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def last_line(error: object) -> str:
+    """The last line of an error's text: for a trial's error, the exception the worker raised,
+    not Ray's wrapping of it."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__

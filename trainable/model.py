@@ -15,7 +15,7 @@ from transformers import (
 )
 
 from trainable.config import EMBEDDED, ModelConfig
-from trainable.errors import ConfigError
+from trainable.errors import ConfigError, first_line
 
 
 def model_path(cfg: ModelConfig) -> str:
@@ -32,7 +32,7 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
     except OSError as exc:
         raise ConfigError(
             f"could not load tokenizer for model.name {cfg.name!r} "
-            f"({str(exc).splitlines()[0]}): use 'embedded', a local folder or a reachable hub id"
+            f"({first_line(exc)}): use 'embedded', a local folder or a reachable hub id"
         ) from None
 
 
@@ -48,7 +48,7 @@ def check_remote_code(cfg: ModelConfig) -> None:
         if "trust_remote_code" not in str(exc):
             raise ConfigError(
                 f"could not read the config of model.name {cfg.name!r} "
-                f"({str(exc).splitlines()[0]}): point it at a Transformers model"
+                f"({first_line(exc)}): point it at a Transformers model"
             ) from None
         raise ConfigError(
             f"model.name {cfg.name!r} ships custom code, which runs only with "

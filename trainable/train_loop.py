@@ -110,7 +110,22 @@ class WorkCallback(TrainerCallback):
         state.log_history[-1].update(self.work, **counts)
 
 
-def build_training_args(cfg: Config, hp: Hyperparameters, output_dir: str) -> TrainingArguments:
+class StopAfterEpochs(TrainerCallback):
+    """Ends training after `epochs` epochs of a schedule planned for more: a refit stops where
+    the selected checkpoint stopped, on the same learning-rate curve."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if round(state.epoch) >= self.epochs:
+            control.should_training_stop = True
+
+
+def build_training_args(
+    cfg: Config, hp: Hyperparameters, output_dir: str, per_epoch: bool = True
+) -> TrainingArguments:
+    """`per_epoch`: evaluate and save (which reports to Ray Train) after every epoch."""
     use_gpu = bool(cfg.resources.use_gpu)
     return TrainingArguments(
         output_dir=output_dir,
@@ -120,8 +135,8 @@ def build_training_args(cfg: Config, hp: Hyperparameters, output_dir: str) -> Tr
         per_device_eval_batch_size=cfg.train.eval_batch_size,
         weight_decay=cfg.train.weight_decay,
         warmup_steps=cfg.train.warmup_ratio,  # a float below 1 is a fraction of all steps
-        eval_strategy="epoch",
-        save_strategy="epoch",
+        eval_strategy="epoch" if per_epoch else "no",
+        save_strategy="epoch" if per_epoch else "no",
         logging_strategy="epoch",
         logging_nan_inf_filter=False,  # a NaN loss must show, for FiniteLossCallback
         save_total_limit=1,
@@ -142,29 +157,27 @@ def build_training_args(cfg: Config, hp: Hyperparameters, output_dir: str) -> Tr
 
 
 def build_trainer(
-    cfg: Config, hp: Hyperparameters, splits, output_dir: str, loop_started_at: float
+    cfg: Config, hp: Hyperparameters, splits, output_dir: str, callbacks: list[TrainerCallback]
 ) -> Trainer:
+    """A Trainer on `splits["train"]`; it evaluates on `splits["validation"]` when there is one."""
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, cfg.data.labels, tokenizer)
+    evaluates = "validation" in splits
     trainer = Trainer(
         model=model,
-        args=build_training_args(cfg, hp, output_dir),
+        args=build_training_args(cfg, hp, output_dir, per_epoch=evaluates),
         train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
+        eval_dataset=splits["validation"] if evaluates else None,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
-        callbacks=[
-            FiniteLossCallback(),
-            ObjectiveCallback(cfg),
-            WorkCallback(loop_started_at),
-            RayTrainReportCallback(),
-        ],
+        callbacks=[FiniteLossCallback(), *callbacks],
     )
     return prepare_trainer(trainer)
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """A trial (per-epoch evaluation, checkpoints and reports) or, given `refit_epochs`, a refit."""
     loop_started_at = time.time()
     cfg: Config = loop_config["config"]
     hp = Hyperparameters.from_trial(loop_config["hyperparameters"])
@@ -172,10 +185,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     torch.set_num_threads(cfg.resources.cpus_per_worker)
 
     with tempfile.TemporaryDirectory(prefix="hf-trainer-") as output_dir:
-        trainer = build_trainer(cfg, hp, splits, output_dir, loop_started_at)
+        if "refit_epochs" in loop_config:
+            refit(cfg, hp, splits, loop_config["refit_epochs"], output_dir)
+            return
         checkpoint = ray.train.get_checkpoint()
         if checkpoint is None:
-            trainer.train()
+            trial_trainer(cfg, hp, splits, output_dir, loop_started_at).train()
             return
         with checkpoint.as_directory() as restored:
             hf_checkpoint = Path(restored) / RayTrainReportCallback.CHECKPOINT_NAME
@@ -185,7 +200,38 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 # to train; without this report the restored trial would end with no result.
                 ray.train.report(final, checkpoint=checkpoint)
                 return
+            trainer = trial_trainer(cfg, hp, splits, output_dir, loop_started_at)
             trainer.train(resume_from_checkpoint=str(hf_checkpoint))
+
+
+def trial_trainer(
+    cfg: Config, hp: Hyperparameters, splits, output_dir: str, loop_started_at: float
+) -> Trainer:
+    callbacks = [ObjectiveCallback(cfg), WorkCallback(loop_started_at), RayTrainReportCallback()]
+    return build_trainer(cfg, hp, splits, output_dir, callbacks)
+
+
+def refit(cfg: Config, hp: Hyperparameters, splits, epochs: int, output_dir: str) -> None:
+    """Trains on all of `splits["train"]` (the search's train and validation messages) for
+    `epochs` epochs, then reports the model as the run's one checkpoint."""
+    restored = ray.train.get_checkpoint()
+    if restored is not None:
+        # Only a finished refit saves, so a restored run has nothing left to train.
+        ray.train.report({"restored": True}, checkpoint=restored)
+        return
+    trainer = build_trainer(cfg, hp, splits, output_dir, [StopAfterEpochs(epochs)])
+    trainer.train()
+    metrics = {
+        "epochs_trained": round(trainer.state.epoch, 3),
+        "steps": trainer.state.global_step,
+        "train_loss": trainer.state.log_history[-1].get("train_loss"),
+    }
+    with tempfile.TemporaryDirectory(prefix="refit-") as saved:
+        checkpoint = None
+        if trainer.args.should_save:  # rank 0
+            trainer.save_model(str(Path(saved) / RayTrainReportCallback.CHECKPOINT_NAME))
+            checkpoint = ray.train.Checkpoint.from_directory(saved)
+        ray.train.report(metrics, checkpoint=checkpoint)
 
 
 def finished_metrics(hf_checkpoint: Path) -> dict[str, float] | None:

@@ -43,24 +43,30 @@ def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
     cfg = setup.config
     # Named after the trial id, without a timestamp, so a restored trial finds its checkpoints.
     trial_id = tune.get_context().get_trial_id()
-    trainer = TorchTrainer(
+    torch_trainer(
+        setup,
+        {"hyperparameters": hyperparameters, "splits_ref": setup.splits_ref},
+        name=trial_id,
+        callbacks=[TuneReportCallback()],
+        checkpoint_config=train.CheckpointConfig(
+            num_to_keep=1,
+            checkpoint_score_attribute=setup.selection_metric,
+            checkpoint_score_order=cfg.search.mode,
+        ),
+    ).fit()
+
+
+def torch_trainer(setup: TrialSetup, loop_config: dict[str, Any], name: str, **run) -> TorchTrainer:
+    """A Train run of the worker loop, named `name` under the search's checkpoint storage."""
+    cfg = setup.config
+    return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={
-            "config": cfg,
-            "hyperparameters": hyperparameters,
-            "splits_ref": setup.splits_ref,
-        },
+        train_loop_config={"config": cfg, **loop_config},
         scaling_config=scaling_config(cfg),
         run_config=train.RunConfig(
-            name=trial_id,
+            name=name,
             storage_path=setup.checkpoint_storage,
-            callbacks=[TuneReportCallback()],
-            checkpoint_config=train.CheckpointConfig(
-                num_to_keep=1,
-                checkpoint_score_attribute=setup.selection_metric,
-                checkpoint_score_order=cfg.search.mode,
-            ),
             failure_config=train.FailureConfig(max_failures=cfg.resources.max_failures),
+            **run,
         ),
     )
-    trainer.fit()

@@ -1,0 +1,65 @@
+"""Refit: the selected learning rate, batch size and epoch count, trained again on train +
+validation, and exported instead of the trial's checkpoint.
+
+Validation has done its job once it has chosen; its messages (a fifth of the search's training
+data by default) then make the model better as training data. scikit-learn's `refit=True` does
+the same. The test split stays out of both, so the reported test score is still untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from datasets import DatasetDict, concatenate_datasets
+from ray.train import Checkpoint
+
+from search.export import BestTrial
+from trainable.errors import last_line
+from trainable.trial import TrialSetup, torch_trainer
+
+RUN_NAME = "refit"
+WORKER_DETAILS = ("epochs_trained", "steps", "train_loss")
+
+
+@dataclass
+class Refit:
+    checkpoint: Checkpoint
+    details: dict[str, Any]  # examples, epochs, WORKER_DETAILS, time_s, checkpoint
+
+
+def refit_best(best: BestTrial, setup: TrialSetup, splits: DatasetDict) -> Refit | None:
+    """The refit model's checkpoint; None (and a warning) when the refit fails, so the search
+    still exports the selected trial's checkpoint."""
+    hp = best.hyperparameters
+    messages = concatenate_datasets([splits["train"], splits["validation"]])
+    print(
+        f"refit: learning_rate={hp['learning_rate']:.2e} batch_size={hp['batch_size']}, "
+        f"{best.epoch} of {hp['epochs']} epochs, on train + validation ({len(messages)} messages)",
+        flush=True,
+    )
+    started = time.monotonic()
+    loop_config = {
+        "hyperparameters": hp,
+        "splits_ref": ray.put(DatasetDict(train=messages)),
+        "refit_epochs": best.epoch,
+    }
+    try:
+        result = torch_trainer(setup, loop_config, name=RUN_NAME).fit()
+    except Exception as exc:  # a failed refit must not lose the search's result
+        print(
+            f"refit failed ({last_line(exc)}): exporting trial {best.trial_id}'s checkpoint",
+            flush=True,
+        )
+        return None
+    details = {
+        "examples": len(messages),
+        "epochs": best.epoch,
+        **{k: result.metrics[k] for k in WORKER_DETAILS if k in result.metrics},
+        "time_s": round(time.monotonic() - started, 1),
+        "checkpoint": result.checkpoint.path,
+    }
+    print(f"refit done in {details['time_s']:.0f} s", flush=True)
+    return Refit(result.checkpoint, details)
