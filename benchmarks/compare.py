@@ -1,7 +1,10 @@
 """finetune-hpo, the in-process peer and the seed recipe, one after another, side by side.
 
-    python -m benchmarks.compare --setting reduced   # about ten minutes
-    python -m benchmarks.compare --setting full      # the record: about two hours on 2 cores
+The seed recipe runs twice: on train only (validation scores it, like every trial) and on
+train + validation, as the notebook trains and as finetune-hpo's refit does.
+
+    python -m benchmarks.compare --setting reduced   # about fifteen minutes
+    python -m benchmarks.compare --setting full      # the record: about three hours on 2 cores
 
 Writes benchmarks/results/<setting>.json and .md (the table BENCHMARKS.md quotes).
 """
