@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from transformers import pipeline
 
 from search.layout import RESULT_FILE
+from search.refit import RUN_NAME as REFIT_RUN
 from search.tracking import PARENT_TAG, SEARCH_TAG
 
 
@@ -87,9 +88,9 @@ def test_optuna_study_has_one_trial_per_tune_trial(tiny_search):
 def test_only_the_top_trials_best_checkpoint_stays_and_it_is_the_selected_one(tiny_search):
     search = json.loads((tiny_search / "search.json").read_text())
     root = tiny_search / "ray_results" / search["name"] / "checkpoints"
-    trial_dirs = [path for path in root.iterdir() if path.is_dir() and path.name != "refit"]
+    trial_dirs = [path for path in root.iterdir() if path.is_dir() and path.name != REFIT_RUN]
     assert len(trial_dirs) == 2
-    kept = [p for p in root.glob("*/checkpoint_*") if p.is_dir() and p.parent.name != "refit"]
+    kept = [p for p in root.glob("*/checkpoint_*") if p.is_dir() and p.parent.name != REFIT_RUN]
     assert len(kept) == 1  # keep_top_trials=1
     record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
     assert record["checkpoint"] == str(kept[0])

@@ -20,12 +20,16 @@ class SetupError(UserError):
 def first_line(error: object) -> str:
     """The first line of an error's message (its type when it has none): the reason a one-line
     message quotes from a library's exception."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = _lines(error)
     return lines[0] if lines else type(error).__name__
 
 
 def last_line(error: object) -> str:
     """The last line of an error's text: for a trial's error, the exception the worker raised,
     not Ray's wrapping of it."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = _lines(error)
     return lines[-1] if lines else type(error).__name__
+
+
+def _lines(error: object) -> list[str]:
+    return [line.strip() for line in str(error).splitlines() if line.strip()]
