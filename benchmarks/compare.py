@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -114,6 +115,37 @@ def overheads(trials: list[dict]) -> dict[str, Any]:
     }
 
 
+def selection(trials: list[dict], chosen: str) -> dict[str, Any] | None:
+    """Test scores of the trial each selection rule picks, from every trial's best checkpoint.
+
+    Validation F1 ties often (it moves in steps of one message), so the rule that looks at F1
+    alone, as the peer does, picks among the tied trials by luck: its expected test score is
+    their mean. finetune-hpo breaks the tie on eval loss."""
+    scored = [t["best"] for t in trials if t.get("best") and "test_f1" in t["best"]]
+    picked = [b for b in scored if b["checkpoint"] == chosen]
+    if not scored or not picked:
+        return None
+    top = max(b["eval_f1"] for b in scored)
+    tied = [b for b in scored if math.isclose(b["eval_f1"], top)]
+    lowest_loss = min(scored, key=lambda b: b["eval_loss"])
+
+    def test_f1(group: list[dict]) -> dict[str, float]:
+        values = [b["test_f1"] for b in group]
+        return {
+            "trials": len(values),
+            "mean": statistics.mean(values),
+            "min": min(values),
+            "max": max(values),
+        }
+
+    return {
+        "f1_then_loss": test_f1(picked),
+        "f1_alone": test_f1(tied),
+        "loss_alone": test_f1([lowest_loss]),
+        "any_trial": test_f1(scored),
+    }
+
+
 def summarize(setting: str, results: dict[str, dict], target: float, peak: float) -> dict:
     n_train = len(tokenized_splits(config_for(setting))[1]["train"])
     summary = {"setting": setting, "target_f1": target, "matmul_peak_gflops": peak, "rows": {}}
@@ -142,6 +174,7 @@ def summarize(setting: str, results: dict[str, dict], target: float, peak: float
             row["epochs_run"] = sum(t["epochs_run"] for t in trials)
             row["refit"] = result.get("refit")
             row["selected_test_metrics"] = result.get("selected_test_metrics")
+            row["selection"] = selection(trials, result["checkpoint"])
         summary["rows"][name] = row
     return summary
 
@@ -182,6 +215,9 @@ def markdown(summary: dict) -> str:
             f"scores test accuracy {selected['test_accuracy']:.4f}, spam F1 "
             f"{selected['test_f1']:.4f}.",
         ]
+    choice = (rows.get("hpo") or {}).get("selection")
+    if choice:
+        lines += ["", *selection_table(choice)]
     if "hpo" in rows and "peer" in rows:
         lines += [
             "",
@@ -231,6 +267,29 @@ def markdown(summary: dict) -> str:
                 f"{hpo['between_trials_median_s']:.1f} s"
             )
     return "\n".join(lines) + "\n"
+
+
+SELECTION_RULES = {
+    "f1_then_loss": "validation F1, ties to the lower eval loss (finetune-hpo)",
+    "f1_alone": "validation F1 alone, ties by luck (the peer's rule)",
+    "loss_alone": "lowest validation loss",
+    "any_trial": "a trial at random",
+}
+
+
+def selection_table(choice: dict[str, dict]) -> list[str]:
+    lines = [
+        "Selection: the test spam F1 of the trial checkpoint each rule picks among this run's "
+        "trials (before any refit; several trials: their mean, and range):",
+        "",
+        "| rule | trials | test spam F1 | range |",
+        "|---|---|---|---|",
+    ]
+    for rule, label in SELECTION_RULES.items():
+        got = choice[rule]
+        spread = f"{got['min']:.4f}-{got['max']:.4f}" if got["trials"] > 1 else "-"
+        lines.append(f"| {label} | {got['trials']} | {got['mean']:.4f} | {spread} |")
+    return lines
 
 
 def _score(value: float | None) -> str:

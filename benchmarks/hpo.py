@@ -2,6 +2,8 @@
 
 Per trial: its start, reports and work from Tune's results, its end from its MLflow run; its
 wall time minus its time inside training steps and evaluation is its orchestration overhead.
+Every trial's best checkpoint is kept and scored on test, so the benchmark can tell what the
+selection rule gained: the search itself never looks at test before it has chosen.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import time
 from pathlib import Path
 
 from ray.tune import ExperimentAnalysis
+from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from benchmarks.common import cli_args, config_for, parse_args, tokenized_splits, write_result
 from search.layout import BEST_MODEL, RESULT_FILE, SEARCH_FILE
+from trainable.train_loop import OBJECTIVE
 
 
 def main() -> None:
@@ -27,13 +31,21 @@ def main() -> None:
         "-m",
         "search.run",
         *cli_args(args.setting),
+        # Keep every trial's best checkpoint (the search keeps the top 3): all are scored below.
+        "--set",
+        f"search.keep_top_trials={config_for(args.setting).search.trials}",
         "--output",
         str(output),
         "--overwrite",
     ]
     subprocess.run(command, check=True)
     result = collect(output, started, time.time())
-    result["selected_test_metrics"] = checkpoint_test_metrics(result["checkpoint"], args.setting)
+    score = test_scorer(args.setting)
+    result["selected_test_metrics"] = score(result["checkpoint"])
+    for trial in result["trials"]:
+        best = trial.get("best")
+        if best and Path(best["checkpoint"]).is_dir():
+            best.update(score(best["checkpoint"]))
     write_result(args.out, "hpo", result)
 
 
@@ -51,9 +63,9 @@ def trial_ends(output: Path, experiment: str) -> dict[str, float]:
     }
 
 
-def checkpoint_test_metrics(checkpoint: str, setting: str) -> dict[str, float]:
-    """The selected trial checkpoint's test scores: what exporting it, without the refit, would
-    have reported. Benchmark-only: the search itself touches test once, with the exported model."""
+def test_scorer(setting: str):
+    """checkpoint path → its test scores: what exporting that trial checkpoint, without the
+    refit, would have reported. Benchmark-only: the search touches test once, after choosing."""
     from ray.train.huggingface.transformers import RayTrainReportCallback
     from transformers import AutoModelForSequenceClassification
 
@@ -61,10 +73,28 @@ def checkpoint_test_metrics(checkpoint: str, setting: str) -> dict[str, float]:
 
     cfg = config_for(setting)
     tokenizer, splits = tokenized_splits(cfg)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        Path(checkpoint) / RayTrainReportCallback.CHECKPOINT_NAME
-    )
-    return evaluate_model(model, tokenizer, splits["test"], cfg.train.eval_batch_size, "test")
+
+    def score(checkpoint: str) -> dict[str, float]:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            Path(checkpoint) / RayTrainReportCallback.CHECKPOINT_NAME
+        )
+        return evaluate_model(model, tokenizer, splits["test"], cfg.train.eval_batch_size, "test")
+
+    return score
+
+
+def best_checkpoint(frame, metric: str) -> dict | None:
+    """A trial's best report by the selection metric: its checkpoint and validation scores."""
+    reported = frame.dropna(subset=[metric, CHECKPOINT_PATH_KEY])
+    if reported.empty:
+        return None
+    row = reported.loc[reported[metric].idxmax()]
+    return {
+        "checkpoint": row[CHECKPOINT_PATH_KEY],
+        "epoch": int(row["training_iteration"]),
+        "eval_f1": float(row["eval_f1"]),
+        "eval_loss": float(row["eval_loss"]),
+    }
 
 
 def collect(output: Path, started: float, ended: float) -> dict:
@@ -97,6 +127,7 @@ def collect(output: Path, started: float, ended: float) -> dict:
                     {"time": float(t), "eval_f1": float(f)}
                     for t, f in zip(frame["timestamp"], frame["eval_f1"], strict=True)
                 ],
+                "best": best_checkpoint(frame, OBJECTIVE),
             }
         )
     ends = trial_ends(output, search["config"]["tracking"]["experiment"])

@@ -94,10 +94,12 @@ def capacity() -> dict[str, float]:
 
 
 def fit_to_cluster(cfg: Config) -> Config:
-    """Resolves use_gpu, checks storage, and caps concurrency by what a trial's workers need.
+    """Resolves use_gpu and cpus_per_worker, checks storage, and caps concurrency by what a
+    trial's workers need.
 
     A trial whose workers can never be placed would wait forever without an error, so the
-    request is checked here, before anything starts.
+    request is checked here, before anything starts. cpus_per_worker null shares the CPUs
+    among the trials running at once (on a single node: all of that node's).
     """
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     if len(nodes) > 1 and cfg.storage is None:
@@ -110,11 +112,12 @@ def fit_to_cluster(cfg: Config) -> Config:
     cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
     res = cfg.resources
     use_gpu = gpus > 0 if res.use_gpu is None else res.use_gpu
-    need_cpu = res.num_workers * res.cpus_per_worker
+    at_least = res.cpus_per_worker or 1
+    need_cpu = res.num_workers * at_least
     if need_cpu > cpus:
         raise SetupError(
             f"a trial needs {need_cpu:g} CPUs ({res.num_workers} workers x "
-            f"{res.cpus_per_worker}) but the cluster has {cpus:g}: lower "
+            f"{at_least}) but the cluster has {cpus:g}: lower "
             "resources.cpus_per_worker or resources.num_workers"
         )
     if use_gpu and res.num_workers > gpus:
@@ -133,8 +136,27 @@ def fit_to_cluster(cfg: Config) -> Config:
             cfg.search.max_concurrent,
             fits,
         )
+    per_worker = res.cpus_per_worker or shared_cpus(nodes, cpus, concurrent * res.num_workers)
     return dataclasses.replace(
         cfg,
-        resources=dataclasses.replace(res, use_gpu=use_gpu),
+        resources=dataclasses.replace(res, use_gpu=use_gpu, cpus_per_worker=per_worker),
         search=dataclasses.replace(cfg.search, max_concurrent=concurrent),
+    )
+
+
+def shared_cpus(nodes: list[dict], cpus: float, workers: int) -> int:
+    """CPUs per worker when `workers` share `cpus`: a worker cannot span nodes, so no more
+    than the largest node has."""
+    largest = max((node["Resources"].get("CPU", 0) for node in nodes), default=0)
+    return max(1, int(min(cpus // workers, largest)))
+
+
+def running_alone(cfg: Config) -> Config:
+    """The config for work that runs after the search, alone (the refit): its workers get the
+    CPUs the concurrent trials' workers shared, up to what the largest node has."""
+    res = cfg.resources
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    held = res.cpus_per_worker * cfg.search.max_concurrent
+    return dataclasses.replace(
+        cfg, resources=dataclasses.replace(res, cpus_per_worker=shared_cpus(nodes, held, 1))
     )

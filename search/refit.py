@@ -8,6 +8,7 @@ the same. The test split stays out of both, so the reported test score is still 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ import ray
 from datasets import DatasetDict, concatenate_datasets
 from ray.train import Checkpoint
 
+from search.cluster import running_alone
 from search.export import BestTrial
 from trainable.errors import last_line
 from trainable.trial import TrialSetup, torch_trainer
@@ -46,8 +48,9 @@ def refit_best(best: BestTrial, setup: TrialSetup, splits: DatasetDict) -> Refit
         "splits_ref": ray.put(DatasetDict(train=messages)),
         "refit_epochs": best.epoch,
     }
+    alone = dataclasses.replace(setup, config=running_alone(setup.config))
     try:
-        result = torch_trainer(setup, loop_config, name=RUN_NAME).fit()
+        result = torch_trainer(alone, loop_config, name=RUN_NAME).fit()
     except Exception as exc:  # a failed refit must not lose the search's result
         print(
             f"refit failed ({last_line(exc)}): exporting trial {best.trial_id}'s checkpoint",

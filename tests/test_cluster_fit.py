@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import ray
 
-from search.cluster import fit_to_cluster
+from search.cluster import fit_to_cluster, running_alone
 from trainable.config import load_config
 from trainable.errors import SetupError
 
@@ -19,7 +19,7 @@ def two_cpu_ray():
     ray.shutdown()
 
 
-def _config(max_concurrent: int, cpus_per_worker: int, num_workers: int = 1):
+def _config(max_concurrent: int, cpus_per_worker: int | None, num_workers: int = 1):
     return load_config(
         None,
         {
@@ -50,3 +50,17 @@ def test_a_trial_larger_than_the_cluster_is_refused_before_it_starts(two_cpu_ray
         fit_to_cluster(
             dataclasses.replace(cfg, resources=dataclasses.replace(cfg.resources, use_gpu=True))
         )
+
+
+@pytest.mark.parametrize(
+    ("asked", "num_workers", "runs", "threads", "refit_threads"),
+    [(2, 1, 2, 1, 2), (1, 1, 1, 2, 2), (4, 1, 2, 1, 2), (2, 2, 1, 1, 1)],
+)
+def test_unset_cpus_per_worker_shares_the_cpus_among_the_trials_running_at_once(
+    two_cpu_ray, asked, num_workers, runs, threads, refit_threads
+):
+    fitted = fit_to_cluster(_config(asked, None, num_workers))
+    assert fitted.search.max_concurrent == runs
+    assert fitted.resources.cpus_per_worker == threads
+    # The refit runs alone, after the search: its worker gets what the trials shared.
+    assert running_alone(fitted).resources.cpus_per_worker == refit_threads

@@ -63,7 +63,7 @@ class SpaceConfig:
 class SearchConfig:
     name: str | None = None
     trials: int = 20
-    max_concurrent: int = 1
+    max_concurrent: int = 2
     metric: str = "eval_f1"
     mode: str = "max"
     tie_breaker: str | None = "eval_loss"
@@ -79,7 +79,7 @@ class SearchConfig:
 @dataclass
 class ResourcesConfig:
     num_workers: int = 1
-    cpus_per_worker: int = 2
+    cpus_per_worker: int | None = None  # None: share the CPUs among the running trials
     use_gpu: bool | None = None
     max_failures: int = 1
 
@@ -131,7 +131,8 @@ class Config:
         _at_least(self.search.reduction_factor, 2, "search.reduction_factor")
         _at_least(self.search.keep_top_trials, 1, "search.keep_top_trials")
         _at_least(self.resources.num_workers, 1, "resources.num_workers")
-        _at_least(self.resources.cpus_per_worker, 1, "resources.cpus_per_worker")
+        if self.resources.cpus_per_worker is not None:
+            _at_least(self.resources.cpus_per_worker, 1, "resources.cpus_per_worker")
         _at_least(self.resources.max_failures, 0, "resources.max_failures")
         _at_least(self.train.eval_batch_size, 1, "train.eval_batch_size")
         _at_least(self.model.max_length, 8, "model.max_length")

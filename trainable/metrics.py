@@ -26,7 +26,7 @@ def evaluate_model(model, tokenizer, dataset, batch_size: int, prefix: str) -> d
     """Loss and metrics of a trained model on one tokenized split, keys prefixed `<prefix>_`."""
     import tempfile
 
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
 
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
@@ -43,6 +43,7 @@ def evaluate_model(model, tokenizer, dataset, batch_size: int, prefix: str) -> d
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=compute_metrics,
         )
+        trainer.remove_callback(PrinterCallback)  # the caller reports; no raw dict on stdout
         metrics = trainer.evaluate(dataset, metric_key_prefix=prefix)
     keep = ("loss", "accuracy", "precision", "recall", "f1")
     return {key: value for key, value in metrics.items() if key.removeprefix(f"{prefix}_") in keep}
