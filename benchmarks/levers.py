@@ -49,7 +49,7 @@ def _one_of_two(args) -> float:
     """A spawned process: waits for its twin, then times its own training at 1 thread."""
     cfg, batches_, barrier = args
     tokenizer, _ = tokenized_splits(cfg)
-    model = load_model(cfg.model, cfg.data.labels, tokenizer)
+    model = load_model(cfg.model, cfg.data.labels, tokenizer, seed=cfg.seed)
     barrier.wait()
     return seconds_per_step(model, batches_, threads=1)
 
@@ -81,7 +81,7 @@ def main() -> None:
     }
     rows = {}
     for name, (dataset, order, threads) in cases.items():
-        model = load_model(cfg.model, cfg.data.labels, tokenizer)
+        model = load_model(cfg.model, cfg.data.labels, tokenizer, seed=cfg.seed)
         step = seconds_per_step(model, batches(dataset, collator, order), threads)
         rows[name] = {"seconds_per_step": step, "messages_per_s": BATCH / step}
         print(f"{name}: {step:.3f} s/step, {BATCH / step:.1f} messages/s", flush=True)

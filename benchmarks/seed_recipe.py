@@ -40,7 +40,7 @@ def main() -> None:
     clock, work = EvalClock(), WorkCallback()
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(
-            model=load_model(cfg.model, cfg.data.labels, tokenizer),
+            model=load_model(cfg.model, cfg.data.labels, tokenizer, seed=cfg.seed),
             args=cpu_training_args(
                 cfg,
                 scratch,

@@ -197,6 +197,12 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
         f"{len(splits['test'])} test messages",
         flush=True,
     )
+    res = cfg.resources
+    print(
+        f"trials: {cfg.search.max_concurrent} at once, each {res.num_workers} worker(s) x "
+        f"{res.cpus_per_worker} CPU{' + 1 GPU' if res.use_gpu else ''}",
+        flush=True,
+    )
     metric = selection_metric(cfg)
     setup = TrialSetup(
         config=cfg,

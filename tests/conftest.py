@@ -78,14 +78,15 @@ def mlflow_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_search(tmp_path_factory, mlflow_server) -> Path:
-    """One real search of the tiny model: 2 trials, local Ray, logged to the MLflow server, with
-    secrets planted in its environment, its winner refit on train + validation. Returns its
-    output folder."""
+    """One real search of the tiny model: 2 trials at once sharing the CPUs as the default config
+    does, local Ray, logged to the MLflow server, with secrets planted in its environment, its
+    winner refit on train + validation. Returns its output folder."""
     output = tmp_path_factory.mktemp("search") / "out"
     proc = run_cli(
         "--config", str(TINY), "--trials", "2", "--output", str(output),
         "--tracking-uri", mlflow_server[0], "--set", "search.keep_top_trials=1",
-        "--set", "search.refit=true",
+        "--set", "search.refit=true", "--max-concurrent", "2",
+        "--set", "resources.cpus_per_worker=null",
         env=SECRETS,
     )  # fmt: skip
     if proc.returncode != 0:

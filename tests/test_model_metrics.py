@@ -109,3 +109,27 @@ def test_a_refit_stops_after_the_selected_epoch_on_the_schedule_the_trial_had(tm
     assert trainer.state.max_steps == 3 * steps_per_epoch
     assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(1e-3 * 2 / 3)
     assert not list(tmp_path.glob("checkpoint-*"))  # a refit saves once, at its end, itself
+
+
+def test_a_trial_trains_to_the_same_weights_every_time(tmp_path):
+    """Same config, seed and hyperparameters, same model: the classification head is seeded
+    before it exists, not only the training loop."""
+    import torch
+
+    from trainable import data
+    from trainable.config import Config, DataConfig
+    from trainable.train_loop import Hyperparameters, build_trainer
+
+    cfg = Config(model=ModelConfig(tiny=True), seed=7)
+    tokenizer = load_tokenizer(cfg.model)
+    splits = data.tokenize(data.prepare(DataConfig(max_rows=200), seed=0), tokenizer, 32)
+    hp = Hyperparameters(learning_rate=1e-3, batch_size=32, epochs=1)
+    trained = []
+    for run in range(2):
+        torch.manual_seed(run)  # whatever the process did before must not matter
+        trainer = build_trainer(cfg, hp, {"train": splits["train"]}, str(tmp_path / str(run)), [])
+        trainer.train()
+        trained.append(trainer.model.state_dict())
+    assert trained[0].keys() == trained[1].keys()
+    for name, weights in trained[0].items():
+        assert torch.equal(weights, trained[1][name]), name

@@ -29,6 +29,15 @@ def test_cli_prints_the_summary(tiny_search):
     assert " epoch 1/" in log and "2/2 done |" in log
     assert "Trial status:" not in log
     assert "(RayTrainWorker" not in log
+    assert "{'test_loss'" not in log  # no raw metric dicts from the export's evaluation
+
+
+def test_two_trials_run_at_once_on_two_cpus_sharing_them(tiny_search):
+    log = (tiny_search / "cli.log").read_text()
+    assert "trials: 2 at once, each 1 worker(s) x 1 CPU" in log
+    # The second trial starts before the first one is done: they overlap, and neither waits
+    # on CPUs the other's trial function holds.
+    assert log.index("trial 2/2 (") < log.index("1/2 done |")
 
 
 def test_mlflow_holds_one_run_per_trial_with_params_and_eval_metrics(tiny_search, mlflow_server):

@@ -12,6 +12,7 @@ from transformers import (
     DistilBertConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    set_seed,
 )
 
 from trainable.config import EMBEDDED, ModelConfig
@@ -58,9 +59,16 @@ def check_remote_code(cfg: ModelConfig) -> None:
 
 
 def load_model(
-    cfg: ModelConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase
+    cfg: ModelConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase, seed: int | None = None
 ) -> PreTrainedModel:
-    """A sequence classifier whose config maps ids to the label names."""
+    """A sequence classifier whose config maps ids to the label names.
+
+    `seed` seeds the weights the checkpoint lacks (the new classification head; all of a tiny
+    model). The Trainer seeds only when training starts, after the model exists, so without it
+    every run, same seed or not, starts from a different head and trains to a different model.
+    """
+    if seed is not None:
+        set_seed(seed)
     id2label = dict(enumerate(labels))
     label2id = {name: i for i, name in id2label.items()}
     if cfg.tiny:

@@ -161,7 +161,7 @@ def build_trainer(
 ) -> Trainer:
     """A Trainer on `splits["train"]`; it evaluates on `splits["validation"]` when there is one."""
     tokenizer = load_tokenizer(cfg.model)
-    model = load_model(cfg.model, cfg.data.labels, tokenizer)
+    model = load_model(cfg.model, cfg.data.labels, tokenizer, seed=cfg.seed)
     evaluates = "validation" in splits
     trainer = Trainer(
         model=model,
