@@ -51,7 +51,8 @@ def run_contender(name: str, setting: str, out: Path) -> dict[str, Any]:
         check=True,
     )
     result = json.loads((out / f"{name}.json").read_text())
-    result["started"], result["wall_s"] = started, time.time() - started
+    result["started"] = started
+    result["wall_s"] = time.time() - started - result.get("analysis_s", 0)
     return result
 
 
@@ -146,8 +147,29 @@ def selection(trials: list[dict], chosen: str) -> dict[str, Any] | None:
     }
 
 
-def summarize(setting: str, results: dict[str, dict], target: float, peak: float) -> dict:
+def trainings_at_once(trials: list[dict]) -> float:
+    """How many trials trained at once, on average, while any did: the summed training windows
+    (first step to last report) over their union."""
+    windows = sorted(
+        (t["training_started_at"], t["last_report"]) for t in trials if "training_started_at" in t
+    )
+    if not windows:
+        return 1.0
+    busy = sum(end - start for start, end in windows)
+    union, reach = 0.0, windows[0][0]
+    for start, end in windows:
+        union += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return busy / union
+
+
+def summarize(
+    setting: str, results: dict[str, dict], target: float, peaks: dict[int, float], machine: int
+) -> dict:
+    """`peaks`: the fp32 matmul peak by thread count; the machine's is at its `machine` threads,
+    a trial's at the threads it trained with."""
     n_train = len(tokenized_splits(config_for(setting))[1]["train"])
+    peak = peaks[machine]
     summary = {"setting": setting, "target_f1": target, "matmul_peak_gflops": peak, "rows": {}}
     for name, result in results.items():
         row = {
@@ -162,12 +184,16 @@ def summarize(setting: str, results: dict[str, dict], target: float, peak: float
             row.update(work_stats([result["work"]], result["examples_trained"], setting, peak))
         if name == "hpo":
             trials = result["trials"]
+            threads = result.get("threads", machine)
             examples = sum(n_train * t["epochs_run"] for t in trials)
-            row.update(work_stats(trials, examples, setting, peak))
+            row.update(work_stats(trials, examples, setting, peaks[threads]))
+            row["threads"], row["trial_peak_gflops"] = threads, peaks[threads]
+            row["trainings_at_once"] = trainings_at_once(trials)
+            row["machine_examples_per_s"] = row["examples_per_s"] * row["trainings_at_once"]
             small = [t for t in trials if t["batch_size"] == 8]
             if small:
                 row["bs8"] = work_stats(
-                    small, sum(n_train * t["epochs_run"] for t in small), setting, peak
+                    small, sum(n_train * t["epochs_run"] for t in small), setting, peaks[threads]
                 )
             row.update(overheads(trials))
             row["trials_run"] = len(trials)
@@ -224,28 +250,39 @@ def markdown(summary: dict) -> str:
             f"Wall time finetune-hpo / peer: "
             f"{rows['hpo']['wall_s'] / rows['peer']['wall_s']:.2f}x.",
         ]
+    hpo, seed = rows.get("hpo") or {}, rows.get("seed") or {}
+    each = f"each training, {hpo.get('threads', '?')} thread(s)"
     lines += [
         "",
         "| training | tokens/s | examples/s | GFLOP/s | of matmul peak |",
         "|---|---|---|---|---|",
     ]
     for label, row in (
-        ("finetune-hpo, all trials", rows.get("hpo")),
-        ("finetune-hpo, batch-8 trials", (rows.get("hpo") or {}).get("bs8")),
-        ("seed recipe (batch 8, padded to 128)", rows.get("seed")),
+        (f"finetune-hpo, all trials ({each})", hpo),
+        (f"finetune-hpo, batch-8 trials ({each})", hpo.get("bs8")),
+        ("seed recipe (batch 8, padded to 128, 2 threads)", seed),
     ):
         if row and "tokens_per_s" in row:
             lines.append(
                 f"| {label} | {row['tokens_per_s']:.0f} | {row['examples_per_s']:.1f} | "
                 f"{row['gflops']:.1f} | {row['peak_fraction']:.0%} |"
             )
-    if "hpo" in rows and "seed" in rows:
-        hpo, seed = rows["hpo"], rows["seed"]
-        ratios = [f"all trials {hpo['examples_per_s'] / seed['examples_per_s']:.2f}x"]
+    if "threads" in hpo:
+        lines += [
+            "",
+            f"A trial's fraction is of the peak at its own {hpo['threads']} thread(s) "
+            f"({hpo['trial_peak_gflops']:.0f} GFLOP/s). {hpo['trainings_at_once']:.2f} trials "
+            f"trained at once on average while any did: the machine trained "
+            f"{hpo['machine_examples_per_s']:.1f} examples/s.",
+        ]
+    if "examples_per_s" in hpo and "examples_per_s" in seed:
+        ratios = [
+            f"the machine {hpo['machine_examples_per_s'] / seed['examples_per_s']:.2f}x",
+            f"each training {hpo['examples_per_s'] / seed['examples_per_s']:.2f}x",
+        ]
         if "bs8" in hpo:
-            ratios.append(
-                f"batch-8 trials {hpo['bs8']['examples_per_s'] / seed['examples_per_s']:.2f}x"
-            )
+            bs8 = hpo["bs8"]["examples_per_s"] / seed["examples_per_s"]
+            ratios.append(f"each batch-8 training {bs8:.2f}x")
         lines += [
             "",
             "Training throughput (examples/s) over the seed recipe's: " + ", ".join(ratios) + ".",
@@ -333,8 +370,10 @@ def main() -> None:
         print(f"== {CONTENDERS[name]} ({args.setting})", flush=True)
         results[name] = run_contender(name, args.setting, out)
         raw.write_text(json.dumps(results, indent=2))
-    peak = matmul_peak_gflops(torch.get_num_threads())
-    summary = summarize(args.setting, results, args.target, peak)
+    machine = torch.get_num_threads()
+    trial = results.get("hpo", {}).get("threads", machine)
+    peaks = {n: matmul_peak_gflops(n) for n in {machine, trial}}
+    summary = summarize(args.setting, results, args.target, peaks, machine)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.setting}.json").write_text(json.dumps(summary, indent=2) + "\n")
     (RESULTS / f"{args.setting}.md").write_text(markdown(summary))
