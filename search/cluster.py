@@ -136,7 +136,9 @@ def fit_to_cluster(cfg: Config) -> Config:
             cfg.search.max_concurrent,
             fits,
         )
-    per_worker = res.cpus_per_worker or shared_cpus(nodes, cpus, concurrent * res.num_workers)
+    per_worker = res.cpus_per_worker or shared_cpus(
+        nodes, cpus, concurrent * res.num_workers, use_gpu
+    )
     return dataclasses.replace(
         cfg,
         resources=dataclasses.replace(res, use_gpu=use_gpu, cpus_per_worker=per_worker),
@@ -144,10 +146,11 @@ def fit_to_cluster(cfg: Config) -> Config:
     )
 
 
-def shared_cpus(nodes: list[dict], cpus: float, workers: int) -> int:
+def shared_cpus(nodes: list[dict], cpus: float, workers: int, use_gpu: bool) -> int:
     """CPUs per worker when `workers` share `cpus`: a worker cannot span nodes, so no more
-    than the largest node has."""
-    largest = max((node["Resources"].get("CPU", 0) for node in nodes), default=0)
+    than the largest node it can run on (one with a GPU, for GPU workers) has."""
+    fitting = [node["Resources"] for node in nodes if not use_gpu or node["Resources"].get("GPU")]
+    largest = max((resources.get("CPU", 0) for resources in fitting), default=0)
     return max(1, int(min(cpus // workers, largest)))
 
 
@@ -157,6 +160,5 @@ def running_alone(cfg: Config) -> Config:
     res = cfg.resources
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     held = res.cpus_per_worker * cfg.search.max_concurrent
-    return dataclasses.replace(
-        cfg, resources=dataclasses.replace(res, cpus_per_worker=shared_cpus(nodes, held, 1))
-    )
+    alone = shared_cpus(nodes, held, 1, bool(res.use_gpu))
+    return dataclasses.replace(cfg, resources=dataclasses.replace(res, cpus_per_worker=alone))
