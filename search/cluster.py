@@ -93,6 +93,10 @@ def capacity() -> dict[str, float]:
     return total
 
 
+def alive_nodes() -> list[dict]:
+    return [node for node in ray.nodes() if node.get("Alive")]
+
+
 def fit_to_cluster(cfg: Config) -> Config:
     """Resolves use_gpu and cpus_per_worker, checks storage, and caps concurrency by what a
     trial's workers need.
@@ -101,7 +105,7 @@ def fit_to_cluster(cfg: Config) -> Config:
     request is checked here, before anything starts. cpus_per_worker null shares the CPUs
     among the trials running at once (on a single node: all of that node's).
     """
-    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    nodes = alive_nodes()
     if len(nodes) > 1 and cfg.storage is None:
         raise SetupError(
             f"the Ray cluster has {len(nodes)} nodes but storage is a folder on this one, where "
@@ -158,7 +162,7 @@ def running_alone(cfg: Config) -> Config:
     """The config for work that runs after the search, alone (the refit): its workers get the
     CPUs the concurrent trials' workers shared, up to what the largest node has."""
     res = cfg.resources
-    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    nodes = alive_nodes()
     held = res.cpus_per_worker * cfg.search.max_concurrent
     alone = shared_cpus(nodes, held, 1, bool(res.use_gpu))
     return dataclasses.replace(cfg, resources=dataclasses.replace(res, cpus_per_worker=alone))
