@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from transformers import TrainerCallback, TrainingArguments
 
 from trainable import data
 from trainable.config import Config, load_config
+from trainable.metrics import predict_split
 from trainable.model import load_tokenizer
 
 # Same data, split, model, space, trial budget and seed for every contender.
@@ -49,6 +51,14 @@ def tokenized_splits(cfg: Config, pad_to_max_length: bool = False):
         remove_columns=[data.TEXT],
         keep_in_memory=True,
     )
+
+
+def score_on_test(model, tokenizer, test, batch_size: int) -> dict[str, Any]:
+    """Test loss and metrics (`test_*`), and `test_wrong`: the test rows the model gets wrong,
+    so that models can be compared message by message, not only by score."""
+    metrics, predicted = predict_split(model, tokenizer, test, batch_size, "test")
+    wrong = np.flatnonzero(predicted != np.asarray(test[data.LABEL]))
+    return {**metrics, "test_wrong": wrong.tolist()}
 
 
 def cpu_training_args(cfg: Config, output_dir: str, **settings: Any) -> TrainingArguments:

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,10 @@ import torch
 from transformers import AutoConfig
 
 from benchmarks.common import SETTINGS, config_for, tokenized_splits
+from benchmarks.hpo import SEARCH_DIR, score_trials
 from benchmarks.matmul_peak import matmul_peak_gflops
+from search.layout import BEST_MODEL
+from trainable import data
 from trainable.model import model_path
 
 CONTENDERS = {
@@ -147,6 +151,31 @@ def selection(trials: list[dict], chosen: str) -> dict[str, Any] | None:
     }
 
 
+def wrong_messages(results: dict[str, dict], trials: list[dict]) -> dict[str, Any] | None:
+    """Which test messages the models get wrong: every trial's best checkpoint, and each
+    contender's final model that recorded them. Messages most trials get wrong are hard for this
+    model whatever the hyperparameters; choosing among trials can only avoid the others."""
+    by_trial = [set(t["best"]["test_wrong"]) for t in trials if "test_wrong" in (t["best"] or {})]
+    if not by_trial:
+        return None
+    counts = Counter(row for wrong in by_trial for row in wrong)
+    hard = {row for row, n in counts.items() if n >= len(by_trial) / 2}
+    finals = {
+        name: set(r["test_metrics"]["test_wrong"])
+        for name, r in results.items()
+        if "test_wrong" in r["test_metrics"]
+    }
+    return {
+        "trials": len(by_trial),
+        "trial_min": min(map(len, by_trial)),
+        "trial_max": max(map(len, by_trial)),
+        "wrong_in_every_trial": sum(n == len(by_trial) for n in counts.values()),
+        "wrong_in_half_of_trials": sorted(hard),
+        "wrong_in_any_trial": len(counts),
+        "finals": {name: {"wrong": len(w), "hard": len(w & hard)} for name, w in finals.items()},
+    }
+
+
 def trainings_at_once(trials: list[dict]) -> float:
     """How many trials trained at once, on average, while any did: the summed training windows
     (first step to last report) over their union."""
@@ -168,9 +197,17 @@ def summarize(
 ) -> dict:
     """`peaks`: the fp32 matmul peak by thread count; the machine's is at its `machine` threads,
     a trial's at the threads it trained with."""
-    n_train = len(tokenized_splits(config_for(setting))[1]["train"])
+    splits = tokenized_splits(config_for(setting))[1]
+    n_train = len(splits["train"])
     peak = peaks[machine]
-    summary = {"setting": setting, "target_f1": target, "matmul_peak_gflops": peak, "rows": {}}
+    summary = {
+        "setting": setting,
+        "target_f1": target,
+        "matmul_peak_gflops": peak,
+        "test_messages": len(splits["test"]),
+        "test_spam": sum(splits["test"][data.LABEL]),
+        "rows": {},
+    }
     for name, result in results.items():
         row = {
             "wall_s": result["wall_s"],
@@ -201,6 +238,7 @@ def summarize(
             row["refit"] = result.get("refit")
             row["selected_test_metrics"] = result.get("selected_test_metrics")
             row["selection"] = selection(trials, result["checkpoint"])
+            row["wrong_messages"] = wrong_messages(results, trials)
         summary["rows"][name] = row
     return summary
 
@@ -244,6 +282,9 @@ def markdown(summary: dict) -> str:
     choice = (rows.get("hpo") or {}).get("selection")
     if choice:
         lines += ["", *selection_table(choice)]
+    wrong = (rows.get("hpo") or {}).get("wrong_messages")
+    if wrong:
+        lines += ["", wrong_messages_text(wrong, summary)]
     if "hpo" in rows and "peer" in rows:
         lines += [
             "",
@@ -329,6 +370,23 @@ def selection_table(choice: dict[str, dict]) -> list[str]:
     return lines
 
 
+def wrong_messages_text(wrong: dict, summary: dict) -> str:
+    hard = len(wrong["wrong_in_half_of_trials"])
+    finals = ", ".join(
+        f"{CONTENDERS[name]} {n['wrong']} ({n['hard']} of them among those {hard})"
+        for name, n in wrong["finals"].items()
+    )
+    return (
+        f"Message by message: the {wrong['trials']} trial checkpoints get "
+        f"{wrong['trial_min']}-{wrong['trial_max']} of the {summary['test_messages']} test "
+        f"messages wrong ({summary['test_spam']} spam: a missed spam costs about "
+        f"{1 / summary['test_spam']:.3f} of spam F1, a false alarm about half that). Wrong in "
+        f"every trial: {wrong['wrong_in_every_trial']}; in at least half of them: {hard} "
+        f"(test rows {wrong['wrong_in_half_of_trials']}); in at least one: "
+        f"{wrong['wrong_in_any_trial']}. The final models get wrong: {finals}."
+    )
+
+
 def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -362,11 +420,21 @@ def main() -> None:
         action="store_true",
         help="redraw the tables from the contenders that finished, run nothing",
     )
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the finished finetune-hpo run's kept checkpoints on test again (what an "
+        "older run did not record), then redraw the tables; trains nothing",
+    )
     args = parser.parse_args()
     out = args.work / args.setting
     raw = out / "raw.json"
-    results = json.loads(raw.read_text()) if args.add or args.tables_only else {}
-    for name in [] if args.tables_only else args.only.split(","):
+    redraw = args.tables_only or args.rescore
+    results = json.loads(raw.read_text()) if args.add or redraw else {}
+    if args.rescore:
+        score_trials(results["hpo"], args.setting, out / SEARCH_DIR / BEST_MODEL)
+        raw.write_text(json.dumps(results, indent=2))
+    for name in [] if redraw else args.only.split(","):
         print(f"== {CONTENDERS[name]} ({args.setting})", flush=True)
         results[name] = run_contender(name, args.setting, out)
         raw.write_text(json.dumps(results, indent=2))

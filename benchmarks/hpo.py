@@ -17,14 +17,23 @@ from pathlib import Path
 from ray.tune import ExperimentAnalysis
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
-from benchmarks.common import cli_args, config_for, parse_args, tokenized_splits, write_result
+from benchmarks.common import (
+    cli_args,
+    config_for,
+    parse_args,
+    score_on_test,
+    tokenized_splits,
+    write_result,
+)
 from search.layout import BEST_MODEL, RESULT_FILE, SEARCH_FILE
 from trainable.train_loop import OBJECTIVE
+
+SEARCH_DIR = "hpo-search"  # the search's --output, under the contender's folder
 
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
-    output = args.out / "hpo-search"
+    output = args.out / SEARCH_DIR
     started = time.time()
     command = [
         sys.executable,
@@ -41,7 +50,17 @@ def main() -> None:
     subprocess.run(command, check=True)
     result = collect(output, started, time.time())
     analysis_started = time.time()
-    score = test_scorer(args.setting)
+    score_trials(result, args.setting, output / BEST_MODEL)
+    # Scoring every checkpoint is the benchmark's own work, not the search's: it is taken out
+    # of the wall time.
+    result["analysis_s"] = time.time() - analysis_started
+    write_result(args.out, "hpo", result)
+
+
+def score_trials(result: dict, setting: str, exported: Path) -> None:
+    """Adds the test scores of every trial's best checkpoint still on disk, of the checkpoint
+    the search selected, and the test rows the exported model gets wrong."""
+    score = test_scorer(setting)
     scored = {}  # checkpoint → its test scores, each checkpoint scored once
     for trial in result["trials"]:
         best = trial.get("best")
@@ -50,10 +69,7 @@ def main() -> None:
             best.update(scored[best["checkpoint"]])
     chosen = result["checkpoint"]
     result["selected_test_metrics"] = scored.get(chosen) or score(chosen)
-    # Scoring every checkpoint is the benchmark's own work, not the search's: it is taken out
-    # of the wall time.
-    result["analysis_s"] = time.time() - analysis_started
-    write_result(args.out, "hpo", result)
+    result["test_metrics"]["test_wrong"] = score(exported)["test_wrong"]
 
 
 def trial_ends(output: Path, experiment: str) -> dict[str, float]:
@@ -76,16 +92,16 @@ def test_scorer(setting: str):
     from ray.train.huggingface.transformers import RayTrainReportCallback
     from transformers import AutoModelForSequenceClassification
 
-    from trainable.metrics import evaluate_model
-
     cfg = config_for(setting)
     tokenizer, splits = tokenized_splits(cfg)
 
-    def score(checkpoint: str) -> dict[str, float]:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            Path(checkpoint) / RayTrainReportCallback.CHECKPOINT_NAME
-        )
-        return evaluate_model(model, tokenizer, splits["test"], cfg.train.eval_batch_size, "test")
+    def score(checkpoint: Path | str) -> dict:
+        """A Ray checkpoint folder, or an exported model folder."""
+        folder = Path(checkpoint)
+        if (folder / RayTrainReportCallback.CHECKPOINT_NAME).is_dir():
+            folder = folder / RayTrainReportCallback.CHECKPOINT_NAME
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        return score_on_test(model, tokenizer, splits["test"], cfg.train.eval_batch_size)
 
     return score
 

@@ -18,10 +18,11 @@ from benchmarks.common import (
     config_for,
     cpu_training_args,
     parse_args,
+    score_on_test,
     tokenized_splits,
     write_result,
 )
-from trainable.metrics import compute_metrics, evaluate_model
+from trainable.metrics import compute_metrics
 from trainable.model import load_model
 from trainable.train_loop import objective
 
@@ -73,7 +74,7 @@ def main() -> None:
     )
     (checkpoint,) = sorted(Path(scratch, f"run-{best.run_id}").glob("checkpoint-*"))
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
-    test = evaluate_model(model, tokenizer, splits["test"], cfg.train.eval_batch_size, "test")
+    test = score_on_test(model, tokenizer, splits["test"], cfg.train.eval_batch_size)
     # HF numbers trials from 0 and scores a trial by its last evaluation.
     best_val = [e["eval_f1"] for e in clock.evals if e["trial"] == int(best.run_id) + 1][-1]
     shutil.rmtree(scratch, ignore_errors=True)

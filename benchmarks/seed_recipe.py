@@ -18,10 +18,11 @@ from benchmarks.common import (
     benchmark_parser,
     config_for,
     cpu_training_args,
+    score_on_test,
     tokenized_splits,
     write_result,
 )
-from trainable.metrics import compute_metrics, evaluate_model
+from trainable.metrics import compute_metrics
 from trainable.model import load_model
 from trainable.train_loop import WorkCallback
 
@@ -56,7 +57,7 @@ def main() -> None:
             callbacks=[clock, work],
         )
         trainer.train()
-    test = evaluate_model(trainer.model, tokenizer, splits["test"], 64, "test")
+    test = score_on_test(trainer.model, tokenizer, splits["test"], 64)
     result = {
         "hyperparameters": {"learning_rate": 5e-5, "batch_size": 8, "epochs": 3},
         "best_val_f1": clock.evals[-1]["eval_f1"] if validation else None,

@@ -24,6 +24,13 @@ def compute_metrics(eval_pred) -> dict[str, float]:
 
 def evaluate_model(model, tokenizer, dataset, batch_size: int, prefix: str) -> dict[str, float]:
     """Loss and metrics of a trained model on one tokenized split, keys prefixed `<prefix>_`."""
+    return predict_split(model, tokenizer, dataset, batch_size, prefix)[0]
+
+
+def predict_split(
+    model, tokenizer, dataset, batch_size: int, prefix: str
+) -> tuple[dict[str, float], np.ndarray]:
+    """`evaluate_model`'s scores, and the class the model predicts for each row."""
     import tempfile
 
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
@@ -44,6 +51,7 @@ def evaluate_model(model, tokenizer, dataset, batch_size: int, prefix: str) -> d
             compute_metrics=compute_metrics,
         )
         trainer.remove_callback(PrinterCallback)  # the caller reports; no raw dict on stdout
-        metrics = trainer.evaluate(dataset, metric_key_prefix=prefix)
+        output = trainer.predict(dataset, metric_key_prefix=prefix)
     keep = ("loss", "accuracy", "precision", "recall", "f1")
-    return {key: value for key, value in metrics.items() if key.removeprefix(f"{prefix}_") in keep}
+    metrics = {k: v for k, v in output.metrics.items() if k.removeprefix(f"{prefix}_") in keep}
+    return metrics, np.argmax(output.predictions, axis=-1)
