@@ -85,8 +85,8 @@ def work_stats(work: list[dict[str, float]], examples: int, setting: str, peak: 
     }
 
 
-def overhead_parts(trials: list[dict]) -> dict[str, float]:
-    """Where a trial's time outside training and evaluation goes (medians, seconds)."""
+def overhead_parts(ended: list[dict]) -> dict[str, float]:
+    """Where an ended trial's time outside training and evaluation goes (medians, seconds)."""
     parts = {
         "trial start to worker loop (Train controller, worker group, imports)": lambda t: (
             t["loop_started_at"] - t["start"]
@@ -99,7 +99,7 @@ def overhead_parts(trials: list[dict]) -> dict[str, float]:
         ),
         "last report to trial end (worker group teardown)": lambda t: t["end"] - t["last_report"],
     }
-    timed = [t for t in trials if "loop_started_at" in t and "end" in t]
+    timed = [t for t in ended if "loop_started_at" in t]
     return (
         {name: statistics.median(map(part, timed)) for name, part in parts.items()} if timed else {}
     )
@@ -204,6 +204,7 @@ def summarize(
         "setting": setting,
         "target_f1": target,
         "matmul_peak_gflops": peak,
+        "machine_threads": machine,
         "test_messages": len(splits["test"]),
         "test_spam": sum(splits["test"][data.LABEL]),
         "rows": {},
@@ -301,7 +302,7 @@ def markdown(summary: dict) -> str:
     for label, row in (
         (f"finetune-hpo, all trials ({each})", hpo),
         (f"finetune-hpo, batch-8 trials ({each})", hpo.get("bs8")),
-        ("seed recipe (batch 8, padded to 128, 2 threads)", seed),
+        (f"seed recipe (batch 8, padded to 128, {summary['machine_threads']} threads)", seed),
     ):
         if row and "tokens_per_s" in row:
             lines.append(
