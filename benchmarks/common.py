@@ -53,6 +53,17 @@ def tokenized_splits(cfg: Config, pad_to_max_length: bool = False):
     )
 
 
+def load_classifier(folder: Path | str):
+    """A model from a Ray Train checkpoint folder (its HF subfolder) or an exported model folder."""
+    from ray.train.huggingface.transformers import RayTrainReportCallback
+    from transformers import AutoModelForSequenceClassification
+
+    folder = Path(folder)
+    if (folder / RayTrainReportCallback.CHECKPOINT_NAME).is_dir():
+        folder = folder / RayTrainReportCallback.CHECKPOINT_NAME
+    return AutoModelForSequenceClassification.from_pretrained(folder)
+
+
 def score_on_test(model, tokenizer, test, batch_size: int) -> dict[str, Any]:
     """Test loss and metrics (`test_*`), and `test_wrong`: the test rows the model gets wrong,
     so that models can be compared message by message, not only by score."""

@@ -20,6 +20,7 @@ from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 from benchmarks.common import (
     cli_args,
     config_for,
+    load_classifier,
     parse_args,
     score_on_test,
     tokenized_splits,
@@ -89,18 +90,12 @@ def trial_ends(output: Path, experiment: str) -> dict[str, float]:
 def test_scorer(setting: str):
     """checkpoint path → its test scores: what exporting that trial checkpoint, without the
     refit, would have reported. Benchmark-only: the search touches test once, after choosing."""
-    from ray.train.huggingface.transformers import RayTrainReportCallback
-    from transformers import AutoModelForSequenceClassification
-
     cfg = config_for(setting)
     tokenizer, splits = tokenized_splits(cfg)
 
     def score(checkpoint: Path | str) -> dict:
         """A Ray checkpoint folder, or an exported model folder."""
-        folder = Path(checkpoint)
-        if (folder / RayTrainReportCallback.CHECKPOINT_NAME).is_dir():
-            folder = folder / RayTrainReportCallback.CHECKPOINT_NAME
-        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        model = load_classifier(checkpoint)
         return score_on_test(model, tokenizer, splits["test"], cfg.train.eval_batch_size)
 
     return score

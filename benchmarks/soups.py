@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ray.train.huggingface.transformers import RayTrainReportCallback
-from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+from transformers import DataCollatorWithPadding
 
-from benchmarks.common import SETTINGS, config_for, tokenized_splits
+from benchmarks.common import SETTINGS, config_for, load_classifier, tokenized_splits
 from trainable import data
+from trainable.metrics import compute_metrics
 
 RESULTS = Path(__file__).parent / "results"
 SPLITS = ("validation", "test")
@@ -63,21 +63,16 @@ class Scorer:
     def scores(self, logits: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
         out = {}
         for name, value in logits.items():
-            labels, predicted = self.labels[name], value.argmax(-1)
-            tp = int(((predicted == 1) & (labels == 1)).sum())
-            wrong = int((predicted != labels).sum())
-            log_p = torch.log_softmax(torch.from_numpy(value), -1).numpy()
+            labels = self.labels[name]
+            loss = torch.nn.functional.cross_entropy(
+                torch.from_numpy(value), torch.from_numpy(labels)
+            )
             out[name] = {
-                "f1": 2 * tp / (2 * tp + wrong),
-                "loss": float(-log_p[np.arange(len(labels)), labels].mean()),
-                "wrong": wrong,
+                "f1": compute_metrics((value, labels))["f1"],
+                "loss": float(loss),
+                "wrong": int((value.argmax(-1) != labels).sum()),
             }
         return out
-
-
-def load(checkpoint: str):
-    folder = Path(checkpoint) / RayTrainReportCallback.CHECKPOINT_NAME
-    return AutoModelForSequenceClassification.from_pretrained(folder)
 
 
 def greedy(candidates: int, combine, scorer: Scorer) -> tuple[list[int], dict]:
@@ -100,10 +95,10 @@ def main() -> None:
     scorer = Scorer(args.setting)
     weights, logits = [], []
     for checkpoint in checkpoints:
-        model = load(checkpoint)
+        model = load_classifier(checkpoint)
         weights.append({k: v.float() for k, v in model.state_dict().items()})
         logits.append(scorer.logits(model))
-    base = load(checkpoints[0])
+    base = load_classifier(checkpoints[0])
 
     def soup(members: list[int]) -> dict[str, np.ndarray]:
         base.load_state_dict(
