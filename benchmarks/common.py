@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import TrainerCallback, TrainingArguments
+from transformers import AutoConfig, TrainerCallback, TrainingArguments
 
 from trainable import data
 from trainable.config import Config, load_config
 from trainable.metrics import predict_split
-from trainable.model import load_tokenizer
+from trainable.model import load_tokenizer, model_path
 
 # Same data, split, model, space, trial budget and seed for every contender.
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -36,6 +36,14 @@ def cli_args(setting: str) -> list[str]:
     spec = SETTINGS[setting]
     sets = [arg for key, value in spec["overrides"].items() for arg in ("--set", f"{key}={value}")]
     return ["--trials", str(spec["trials"]), *sets]
+
+
+def flops_per_token(setting: str, average_length: float) -> float:
+    """Training FLOPs per token: 6 x non-embedding weights, plus attention over the sequence."""
+    config = AutoConfig.from_pretrained(model_path(config_for(setting).model))
+    h, layers, ff = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    weights = layers * (4 * h * h + 2 * h * ff)
+    return 6 * weights + 12 * layers * h * average_length
 
 
 def tokenized_splits(cfg: Config, pad_to_max_length: bool = False):

@@ -23,14 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig
 
-from benchmarks.common import SETTINGS, config_for, tokenized_splits
+from benchmarks.common import SETTINGS, config_for, flops_per_token, tokenized_splits
 from benchmarks.hpo import SEARCH_DIR, score_trials
 from benchmarks.matmul_peak import matmul_peak_gflops
 from search.layout import BEST_MODEL
 from trainable import data
-from trainable.model import model_path
 
 CONTENDERS = {
     "hpo": "finetune-hpo",
@@ -58,14 +56,6 @@ def run_contender(name: str, setting: str, out: Path) -> dict[str, Any]:
     result["started"] = started
     result["wall_s"] = time.time() - started - result.get("analysis_s", 0)
     return result
-
-
-def flops_per_token(setting: str, average_length: float) -> float:
-    """Training FLOPs per token: 6 x non-embedding weights, plus attention over the sequence."""
-    config = AutoConfig.from_pretrained(model_path(config_for(setting).model))
-    h, layers, ff = config.hidden_size, config.num_hidden_layers, config.intermediate_size
-    weights = layers * (4 * h * h + 2 * h * ff)
-    return 6 * weights + 12 * layers * h * average_length
 
 
 def time_to_target(result: dict[str, Any], target: float) -> float | None:

@@ -25,9 +25,9 @@ RESULTS = Path(__file__).parent / "results"
 STEPS, WARMUP, BATCH = 24, 3, 16
 
 
-def batches(dataset, collator, order: list[int]) -> list[dict]:
-    rows = [dataset[i] for i in order[: (STEPS + WARMUP) * BATCH]]
-    return [collator(rows[i : i + BATCH]) for i in range(0, len(rows), BATCH)]
+def batches(dataset, collator, order: list[int], count=STEPS + WARMUP, size=BATCH) -> list[dict]:
+    rows = [dataset[i] for i in order[: count * size]]
+    return [collator(rows[i : i + size]) for i in range(0, len(rows), size)]
 
 
 def seconds_per_step(model, batches_: list[dict], threads: int) -> float:
