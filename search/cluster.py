@@ -38,7 +38,7 @@ def connect(cfg: Config) -> None:
     else:
         runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)]}
     try:
-        ray.init(
+        context = ray.init(
             address=cfg.address,
             runtime_env=runtime_env,
             **local,
@@ -52,6 +52,8 @@ def connect(cfg: Config) -> None:
             f"could not reach Ray at {cfg.address!r} ({first_line(exc)}): "
             "start the cluster (`ray start --head`) or fix --address"
         ) from None
+    if not str(cfg.address).startswith("ray://"):  # a Ray Client driver cannot ask; its cluster can
+        _check_state_api(context.dashboard_url)
 
 
 def free_ports(n: int) -> list[int]:
@@ -63,6 +65,27 @@ def free_ports(n: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
+
+
+def _check_state_api(dashboard: str | None) -> None:
+    """Ray Train frees the CPUs and GPUs of a trial that Tune stops early through a cleaner that
+    watches the trial through Ray's state API, which the dashboard serves. Without it (Ray
+    installed without its [default] extra, or started with --include-dashboard=false) the first
+    trial stopped early holds its resources forever and the next one waits with no error."""
+    from ray.util.state import list_actors
+    from ray.util.state.exception import RayStateApiException
+
+    problem = "Ray runs without its dashboard"
+    if dashboard:
+        try:
+            list_actors(f"http://{dashboard}", limit=1, timeout=10, raise_on_missing_output=False)
+            return
+        except (RayStateApiException, OSError, RuntimeError, ValueError) as exc:
+            problem = f"Ray's state API does not answer ({first_line(exc)})"
+    raise SetupError(
+        f"{problem}: install ray[default] where Ray runs and keep its dashboard on, or a trial "
+        "stopped early never frees its CPUs and GPUs and the search waits forever"
+    )
 
 
 def _check_reachable(address: str) -> None:

@@ -124,3 +124,30 @@ def test_a_local_storage_path_is_refused_on_a_multi_node_cluster(cluster, tmp_pa
     assert proc.returncode == 2
     assert "2 nodes" in proc.stderr and "storage" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_cluster_without_the_state_api_is_refused(tmp_path):
+    """Ray Train frees a trial's CPUs and GPUs after Tune stops it early through the state API,
+    which the dashboard serves; without it the next trial would wait forever. Seen on a GPU
+    machine whose Ray lacked its [default] extra: the third trial waited, with no error."""
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    gcs, agent, metrics, client = free_ports(4)
+    out = tmp_path / "out"
+    try:
+        _ray_start(
+            "--head", f"--port={gcs}", "--num-cpus=1", "--include-dashboard=false",
+            f"--temp-dir={temp_dir}", f"--dashboard-agent-listen-port={agent}",
+            f"--metrics-export-port={metrics}", f"--ray-client-server-port={client}",
+            temp_dir=temp_dir,
+        )  # fmt: skip
+        proc = run_cli(
+            "--config", str(TINY), "--output", str(out), "--address", f"127.0.0.1:{gcs}",
+            env={"RAY_AUTH_MODE": "token"},
+        )  # fmt: skip
+    finally:
+        _stop_cluster(temp_dir, gcs)
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stdout, proc.stderr
+    assert "without its dashboard" in lines[0] and "ray[default]" in lines[0]
+    assert not out.exists()
