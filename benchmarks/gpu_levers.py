@@ -103,7 +103,8 @@ def main() -> None:
     collator = DataCollatorWithPadding(tokenizer)
     generator = torch.Generator().manual_seed(cfg.seed)
     order = list(LengthGroupedSampler(BATCH, dataset=dynamic["train"], generator=generator))
-    peak = matmul_peak_gflops(1, (4096, 8192), device="cuda", dtype=torch.bfloat16) / 1000
+    threads = torch.get_num_threads()  # the peak sets them; the CPU side keeps what it had
+    peak = matmul_peak_gflops(threads, (4096, 8192), device="cuda", dtype=torch.bfloat16) / 1000
     rows = {}
     for name, case in CASES.items():
         train = (padded if case.padded else dynamic)["train"]
