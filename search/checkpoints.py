@@ -1,7 +1,7 @@
 """Keeps checkpoint storage bounded: each finished trial's best checkpoint, of the top trials only.
 
-Ray Train keeps a trial's best checkpoint and also its latest (for fault tolerance), so a trial
-whose last epoch was not its best leaves two. Once a trial ends, neither need outlive it.
+Ray Train keeps every checkpoint of a trial (it cannot rank by metric then tie-breaker); this
+callback deletes all but the trial's best and latest while it runs, and the latest once it ends.
 """
 
 from __future__ import annotations
@@ -12,25 +12,31 @@ import pyarrow.fs
 from ray.tune import Callback
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
+from search.selection import Ranking
+
 log = logging.getLogger(__name__)
 
 
 class CheckpointPruner(Callback):
-    def __init__(self, checkpoint_storage: str, metric: str, mode: str, keep_top_trials: int):
+    """Keeps each running trial's best checkpoint and its latest (Ray Train resumes from the
+    latest), each ended trial's best, and only the top `keep_top_trials` ended trials' bests."""
+
+    def __init__(self, checkpoint_storage: str, ranking: Ranking, keep_top_trials: int):
         self.storage = checkpoint_storage.rstrip("/")
-        self.metric = metric
-        self.sign = 1 if mode == "max" else -1
+        self.ranking = ranking
         self.keep = keep_top_trials
-        self.best: dict[str, tuple[float, str]] = {}  # trial id → (signed score, checkpoint)
+        self.best: dict[str, tuple[dict, str]] = {}  # trial id → (its best scores, checkpoint)
         self.ended: list[str] = []
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        path, score = result.get(CHECKPOINT_PATH_KEY), result.get(self.metric)
-        if path is None or score is None:
+        path = result.get(CHECKPOINT_PATH_KEY)
+        if path is None:
             return
         current = self.best.get(trial.trial_id)
-        if current is None or self.sign * score > current[0]:
-            self.best[trial.trial_id] = (self.sign * score, path)
+        if self.ranking.better(result, current[0] if current else None):
+            self.best[trial.trial_id] = (result, path)
+        best = self.best.get(trial.trial_id)
+        self._delete(trial.trial_id, keep={path, best[1] if best else path})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._trial_ended(trial.trial_id)
@@ -40,22 +46,26 @@ class CheckpointPruner(Callback):
 
     def _trial_ended(self, trial_id: str) -> None:
         best = self.best.get(trial_id)
-        self._delete(trial_id, keep=best[1] if best else None)
+        self._delete(trial_id, keep={best[1]} if best else set())
         self.ended.append(trial_id)
-        ranked = sorted((t for t in self.ended if t in self.best), key=lambda t: -self.best[t][0])
+        ranked = sorted(
+            (t for t in self.ended if t in self.best),
+            key=lambda t: self.ranking.key(self.best[t][0]),
+            reverse=True,
+        )
         for loser in ranked[self.keep :]:
-            self._delete(loser, keep=None)
+            self._delete(loser, keep=set())
 
-    def _delete(self, trial_id: str, keep: str | None) -> None:
+    def _delete(self, trial_id: str, keep: set[str]) -> None:
         fs, root = pyarrow.fs.FileSystem.from_uri(_uri(f"{self.storage}/{trial_id}"))
-        keep_path = pyarrow.fs.FileSystem.from_uri(_uri(keep))[1] if keep else None
+        kept = {pyarrow.fs.FileSystem.from_uri(_uri(path))[1].rstrip("/") for path in keep}
         selector = pyarrow.fs.FileSelector(root, allow_not_found=True)
         for info in fs.get_file_info(selector):
             is_checkpoint = (
                 info.type == pyarrow.fs.FileType.Directory
                 and info.base_name.startswith("checkpoint_")
             )
-            if is_checkpoint and info.path.rstrip("/") != (keep_path or "").rstrip("/"):
+            if is_checkpoint and info.path.rstrip("/") not in kept:
                 try:
                     fs.delete_dir(info.path)
                 except OSError as exc:  # storage hiccups must not end the search

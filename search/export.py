@@ -1,4 +1,5 @@
-"""Export: the best trial's best checkpoint becomes a folder `transformers.pipeline` loads alone.
+"""Export: the selected model becomes a folder `transformers.pipeline` loads alone, with its
+test scores, per class and as a confusion matrix, in `hpo_result.json`.
 
 The test split is touched here, once, so the reported score is not the one the search optimised.
 """
@@ -6,64 +7,22 @@ The test split is touched here, once, so the reported score is not the one the s
 from __future__ import annotations
 
 import json
-import math
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.fs
 from ray.train import Checkpoint
 from ray.train.huggingface.transformers import RayTrainReportCallback
-from ray.tune import ResultGrid
-from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
+from sklearn.metrics import confusion_matrix
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from search.layout import RESULT_FILE
+from search.selection import BestTrial, metric_key
 from trainable.config import Config
-from trainable.metrics import evaluate_model
+from trainable.metrics import ClassificationMetrics, predict_split
 
 if TYPE_CHECKING:
     from search.refit import Refit
-
-SAMPLE_MESSAGE = (
-    "WINNER!! As a valued network customer you have been selected to receive a £900 prize "
-    "reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only."
-)
-HYPERPARAMETERS = ("learning_rate", "batch_size", "epochs")
-
-
-@dataclass
-class BestTrial:
-    trial_id: str
-    hyperparameters: dict[str, Any]
-    epoch: int
-    validation: dict[str, float]
-    checkpoint_path: str
-
-
-def find_best(results: ResultGrid, metric: str, mode: str) -> BestTrial | None:
-    """The best epoch of any trial whose checkpoint still exists; None when no trial reported."""
-    candidates = []
-    for result in results:
-        frame = result.metrics_dataframe
-        if frame is None or frame.empty or metric not in frame or CHECKPOINT_PATH_KEY not in frame:
-            continue
-        for row in frame.to_dict("records"):
-            value, path = row.get(metric), row.get(CHECKPOINT_PATH_KEY)
-            if isinstance(path, str) and value is not None and not math.isnan(value):
-                candidates.append((value, result, row))
-    candidates.sort(key=lambda item: item[0], reverse=(mode == "max"))
-    for _, result, row in candidates:
-        if _exists(row[CHECKPOINT_PATH_KEY]):
-            return BestTrial(
-                trial_id=result.metrics.get("trial_id", ""),
-                hyperparameters={k: result.config[k] for k in HYPERPARAMETERS},
-                epoch=int(row["training_iteration"]),
-                validation={k: v for k, v in row.items() if k.startswith("eval_")},
-                checkpoint_path=row[CHECKPOINT_PATH_KEY],
-            )
-    return None
 
 
 def export_best(
@@ -81,15 +40,26 @@ def export_best(
         hf_dir = Path(restored) / RayTrainReportCallback.CHECKPOINT_NAME
         model = AutoModelForSequenceClassification.from_pretrained(hf_dir)
         tokenizer = AutoTokenizer.from_pretrained(hf_dir)
-    test = evaluate_model(model, tokenizer, test_split, cfg.train.eval_batch_size, "test")
+    labels = cfg.data.labels
+    metrics = ClassificationMetrics(labels, cfg.data.positive_label)
+    test, predicted = predict_split(
+        model, tokenizer, test_split, cfg.train.eval_batch_size, "test", metrics
+    )
+    matrix = confusion_matrix(test_split["label"], predicted, labels=list(range(len(labels))))
     record = {
         "trial_id": best.trial_id,
         "hyperparameters": best.hyperparameters,
         "best_epoch": best.epoch,
         "validation_metrics": best.validation,
         "test_metrics": test,
-        "metric": cfg.search.metric,
+        "test_per_class": metrics.per_class(test, "test", matrix.sum(axis=1)),
+        # rows: the true class, columns: the predicted one, in the order of `labels`
+        "confusion_matrix": {"labels": labels, "matrix": matrix.tolist()},
+        "labels": labels,
+        "positive_label": cfg.data.positive_label,
+        "metric": metric_key(cfg.search.metric),
         "mode": cfg.search.mode,
+        "tie_breaker": cfg.search.tie_breaker and metric_key(cfg.search.tie_breaker),
         "model": cfg.model.name,
         "checkpoint": best.checkpoint_path,
         "refit": refit.details if refit else None,  # None: the weights are the checkpoint's
@@ -104,11 +74,3 @@ def export_best(
     shutil.rmtree(destination, ignore_errors=True)
     partial.rename(destination)
     return record
-
-
-def _exists(uri: str) -> bool:
-    try:
-        fs, path = pyarrow.fs.FileSystem.from_uri(uri)
-    except pyarrow.ArrowInvalid:
-        fs, path = pyarrow.fs.LocalFileSystem(), uri
-    return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound

@@ -4,6 +4,8 @@ SEARCH_FILE = "search.json"  # the search's name, MLflow run id and resolved con
 BEST_MODEL = "best_model"  # the exported model: pipeline("text-classification", model=...)
 RESULT_FILE = "hpo_result.json"  # inside best_model: hyperparameters, validation, test metrics
 REPORT_DIR = "report"  # trials.md, trials.csv and the plots
+OPTUNA_DB = "optuna.db"  # the Optuna study, named STUDY_NAME
+STUDY_NAME = "search"
 
 
 # Everything a search writes there, so --overwrite clears exactly these.
@@ -14,5 +16,5 @@ OWNED = (
     "ray_results",
     "mlflow.db",
     "mlartifacts",
-    "optuna.db",
+    OPTUNA_DB,
 )

@@ -9,24 +9,23 @@ from typing import TextIO
 from ray.tune import Callback
 from ray.tune.result import TRAINING_ITERATION
 
+from search.optuna_search import stopped_early
+from search.selection import Ranking
 from trainable.errors import last_line
 
 
 class ProgressPrinter(Callback):
     """Prints trial starts, epochs, ends and a running tally with the best score and an ETA."""
 
-    def __init__(
-        self, total: int, metric: str, ranking: str, mode: str, stream: TextIO = sys.stdout
-    ):
+    def __init__(self, total: int, ranking: Ranking, stream: TextIO = sys.stdout):
         self.total = total
-        self.metric = metric  # what a person reads (eval_f1)
-        self.ranking = ranking  # what trials are ranked by (eval_f1 with its tie-breaker)
-        self.sign = 1 if mode == "max" else -1
+        self.ranking = ranking
+        self.metric = ranking.key_name
         self.stream = stream
         self.started = time.monotonic()
         self.number: dict[str, int] = {}
         self.counts = {"finished": 0, "stopped early": 0, "errored": 0}
-        self.best: tuple[float, float, str] | None = None  # (ranking, metric, trial id)
+        self.best: tuple[dict, str] | None = None  # (the best scores, trial id)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.number.setdefault(trial.trial_id, len(self.number) + 1)
@@ -37,11 +36,11 @@ class ProgressPrinter(Callback):
         )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        rank, score = result.get(self.ranking), result.get(self.metric)
-        if rank is None or score is None:
+        score = result.get(self.metric)
+        if score is None:
             return
-        if self.best is None or self.sign * rank > self.sign * self.best[0]:
-            self.best = (rank, score, trial.trial_id)
+        if self.ranking.better(result, self.best[0] if self.best else None):
+            self.best = (result, trial.trial_id)
         self._say(
             f"trial {self._name(trial)} epoch {result[TRAINING_ITERATION]}/"
             f"{trial.config['epochs']}: {self.metric}={score:.4f} "
@@ -50,7 +49,7 @@ class ProgressPrinter(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         ran = (trial.last_result or {}).get(TRAINING_ITERATION, 0)
-        outcome = "stopped early" if ran < trial.config["epochs"] else "finished"
+        outcome = "stopped early" if stopped_early(trial.config, trial.last_result) else "finished"
         self.counts[outcome] += 1
         self._say(f"trial {self._name(trial)} {outcome} after {ran} epochs")
         self._status(trials)
@@ -65,7 +64,8 @@ class ProgressPrinter(Callback):
         parts = [f"{done}/{self.total} done", f"{len(self.number) - done} running"]
         parts += [f"{n} {label}" for label, n in self.counts.items()]
         if self.best is not None:
-            parts.append(f"best {self.metric}={self.best[1]:.4f} ({self.best[2]})")
+            scores, trial_id = self.best
+            parts.append(f"best {self.metric}={scores[self.metric]:.4f} ({trial_id})")
         if 0 < done < self.total:
             left = (time.monotonic() - self.started) / done * (self.total - done)
             parts.append(f"~{_duration(left)} left")

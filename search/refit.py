@@ -18,7 +18,7 @@ from datasets import DatasetDict, concatenate_datasets
 from ray.train import Checkpoint
 
 from search.cluster import running_alone
-from search.export import BestTrial
+from search.selection import BestTrial
 from trainable.errors import last_line
 from trainable.trial import TrialSetup, torch_trainer
 

@@ -7,18 +7,18 @@ trial, MLflow) → best checkpoint → `<output>/best_model` → summary.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from search.layout import BEST_MODEL, OWNED, REPORT_DIR, SEARCH_FILE
+from search.credentials import move_credentials_to_env
+from search.layout import BEST_MODEL
+from search.output import check_output_free, claim_output, disk_usage, mark_finished, read_search
+from search.summary import describe_task, print_summary
 from trainable.config import Config, config_from_dict, load_config, parse_override
-from trainable.errors import ConfigError, SetupError, UserError
+from trainable.errors import ConfigError, UserError
 
 # CLI flag → dotted config key
 FLAG_KEYS = {
@@ -30,6 +30,10 @@ FLAG_KEYS = {
     "experiment": "tracking.experiment",
     "address": "address",
     "verbose": "verbose",
+    "data": "data.source",
+    "text_column": "data.text_column",
+    "label_column": "data.label_column",
+    "metric": "search.metric",
 }
 
 
@@ -61,6 +65,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-concurrent", type=int, help="trials running at once (search.max_concurrent)"
     )
     parser.add_argument("--seed", type=int, help="seed for the split, the sampler and training")
+    parser.add_argument(
+        "--data",
+        metavar="FILE",
+        help="your own data: a .csv/.tsv/.json/.jsonl/.parquet file or a hub dataset id "
+        "(data.source; default: the embedded SMS spam data)",
+    )
+    parser.add_argument("--text-column", help="the column holding the text (data.text_column)")
+    parser.add_argument("--label-column", help="the column holding the class (data.label_column)")
+    parser.add_argument(
+        "--metric",
+        help="what trials are ranked by on validation: f1 (two classes), macro_f1, "
+        "weighted_f1, accuracy, mcc or loss (search.metric; default: f1 for two classes, "
+        "macro_f1 for more)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -95,7 +113,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if value is not None:
             overrides[key] = value
     if args.resume is None:
-        return load_config(args.config, overrides)
+        return move_credentials_to_env(load_config(args.config, overrides))
     # A resumed search keeps its own config; only where it runs and how loudly may change.
     changed = set(overrides) - {"address", "verbose"} | ({"config"} if args.config else set())
     if changed or args.overwrite:
@@ -103,43 +121,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise ConfigError(f"--resume takes the search's own config: drop {dropped}")
     saved = read_search(Path(args.resume).expanduser().resolve())["config"]
     saved["output"] = str(Path(args.resume).expanduser().resolve())
-    return config_from_dict(saved, overrides)
-
-
-def read_search(output: Path) -> dict[str, Any]:
-    marker = output / SEARCH_FILE
-    if not marker.is_file():
-        raise SetupError(f"{output} holds no search to resume (no {SEARCH_FILE}): check --resume")
-    return json.loads(marker.read_text())
-
-
-def check_output_free(cfg: Config, overwrite: bool) -> None:
-    if (cfg.output_dir / SEARCH_FILE).exists() and not overwrite:
-        raise SetupError(
-            f"output folder {cfg.output_dir} already holds a search: pass --overwrite to "
-            "replace it or choose another --output"
-        )
-
-
-def claim_output(cfg: Config, overwrite: bool) -> tuple[str, str]:
-    """Makes the output folder this search's own; returns the search's name and MLflow run."""
-    from search.tracking import open_search_run
-
-    out = cfg.output_dir
-    marker = out / SEARCH_FILE
-    if overwrite:
-        for name in OWNED:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    name = cfg.search.name or f"{out.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    run_id = open_search_run(cfg, name)
-    record = {"name": name, "mlflow_run_id": run_id, "config": cfg.to_dict()}
-    marker.write_text(json.dumps(record, indent=2) + "\n")
-    return name, run_id
+    return move_credentials_to_env(config_from_dict(saved, overrides))
 
 
 def quiet_libraries() -> None:
@@ -166,22 +148,16 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     from datasets import DatasetDict
 
     from search.cluster import connect, fit_to_cluster
-    from search.export import export_best, find_best
-    from search.refit import refit_best
-    from search.report import write_report
-    from search.tracking import check_tracking, close_search_run
-    from search.tuner import build_tuner, restore_tuner, selection_metric
-    from trainable import data
-    from trainable.model import check_remote_code, load_tokenizer
+    from search.tracking import check_tracking
+    from search.tuner import build_tuner, restore_tuner
     from trainable.trial import TrialSetup
 
     started = time.monotonic()
     if not cfg.verbose:
         quiet_libraries()
     # Every check comes before the output folder is touched: bad input leaves nothing behind.
-    tokenizer = load_tokenizer(cfg.model)
-    check_remote_code(cfg.model)
-    splits = data.tokenize(data.prepare(cfg.data, cfg.seed), tokenizer, cfg.model.max_length)
+    labels_given = cfg.data.labels is not None
+    cfg, texts, splits = load_task(cfg)
     check_tracking(cfg)
     if resume:
         search = read_search(cfg.output_dir)
@@ -192,24 +168,18 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     cfg = fit_to_cluster(cfg)
     if not resume:
         search_name, run_id = claim_output(cfg, overwrite)
-    print(
-        f"data: {len(splits['train'])} train, {len(splits['validation'])} validation, "
-        f"{len(splits['test'])} test messages",
-        flush=True,
-    )
+    print(describe_task(cfg, {k: len(v) for k, v in splits.items()}, labels_given), flush=True)
     res = cfg.resources
     print(
         f"trials: {cfg.search.max_concurrent} at once, each {res.num_workers} worker(s) x "
         f"{res.cpus_per_worker} CPU{' + 1 GPU' if res.use_gpu else ''}",
         flush=True,
     )
-    metric = selection_metric(cfg)
     setup = TrialSetup(
         config=cfg,
         # Tokenized once here; every trial reads the same object from the object store.
         splits_ref=ray.put(DatasetDict(train=splits["train"], validation=splits["validation"])),
-        selection_metric=metric,
-        checkpoint_storage=f"{cfg.storage_path.rstrip('/')}/{search_name}/checkpoints",
+        checkpoint_storage=f"{cfg.experiment_path(search_name)}/checkpoints",
     )
     if resume:
         tuner = restore_tuner(cfg, setup, search_name)
@@ -222,11 +192,50 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
             f"search interrupted with {ended} of {cfg.search.trials} trials ended: finish it "
             f"with `python -m search.run --resume {cfg.output_dir}`"
         )
+    record = finish(cfg, search_name, run_id, results, setup, splits, sample_message(texts))
+    record["wall_time_s"] = round(time.monotonic() - started, 1)
+    record["disk_mb"] = round(disk_usage(cfg.output_dir) / 2**20, 1)
+    mark_finished(cfg.output_dir, record)
+    return {"config": cfg, "record": record}
 
-    best = find_best(results, metric, cfg.search.mode)
+
+def load_task(cfg: Config):
+    """The config resolved against the data (labels, positive class, metric), the text splits
+    and the tokenized ones."""
+    from trainable import data, task
+    from trainable.model import check_remote_code, load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.model)
+    check_remote_code(cfg.model)
+    texts = data.prepare(cfg.data, cfg.seed)
+    cfg = task.resolve(cfg, texts["train"].features[data.LABEL].names)
+    return cfg, texts, data.tokenize(texts, tokenizer, cfg.model.max_length)
+
+
+def sample_message(texts) -> str:
+    """A test message to show the exported model on: the first of the rarest class, which
+    is the one a reader wants to see caught (spam, not ham)."""
+    from collections import Counter
+
+    from trainable.data import LABEL, TEXT
+
+    test = texts["test"]
+    rarest = min(Counter(test[LABEL]).items(), key=lambda item: (item[1], item[0]))[0]
+    return next(row[TEXT] for row in test if row[LABEL] == rarest)
+
+
+def finish(cfg: Config, search_name: str, run_id: str, results, setup, splits, sample: str):
+    """After the trials: the best one selected, refit, exported, reported and logged."""
+    from search.export import export_best
+    from search.refit import refit_best
+    from search.report import write_report
+    from search.selection import find_best
+    from search.tracking import close_search_run
+
+    best = find_best(results, cfg)
     failed = [_failure(r) for r in results if r.error]
-    report_dir = write_report(cfg.output_dir)
     if best is None:
+        report_dir = write_report(cfg, search_name, None)
         close_search_run(cfg, run_id, None, report_dir, None)
         raise SearchFailed(
             f"no trial finished an epoch; {len(failed)} failed: " + "; ".join(failed[:3])
@@ -234,25 +243,10 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     refit = refit_best(best, setup, splits) if cfg.search.refit else None
     model_dir = cfg.output_dir / BEST_MODEL
     record = export_best(best, cfg, splits["test"], model_dir, refit)
+    record.update(trials=len(results), failed_trials=failed, sample_message=sample)
+    report_dir = write_report(cfg, search_name, record)
     close_search_run(cfg, run_id, record, report_dir, model_dir)
-    record["wall_time_s"] = round(time.monotonic() - started, 1)
-    record["trials"] = len(results)
-    record["failed_trials"] = failed
-    record["disk_mb"] = round(_disk_usage(cfg.output_dir) / 2**20, 1)
-    mark_finished(cfg.output_dir, record)
-    return {"config": cfg, "record": record}
-
-
-def mark_finished(output: Path, record: dict[str, Any]) -> None:
-    search = read_search(output)
-    search["finished"] = record
-    partial = output / f".{SEARCH_FILE}.partial"
-    partial.write_text(json.dumps(search, indent=2) + "\n")
-    partial.replace(output / SEARCH_FILE)
-
-
-def _disk_usage(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    return record
 
 
 def _failure(result) -> str:
@@ -270,49 +264,6 @@ class SearchFailed(Exception):
 
 class SearchInterrupted(Exception):
     """Stopped before every trial ended (Ctrl-C): the state is saved for --resume."""
-
-
-def print_summary(cfg: Config, record: dict[str, Any]) -> None:
-    from transformers import pipeline
-
-    from search.export import SAMPLE_MESSAGE
-    from search.tracking import ui_command
-
-    model_dir = cfg.output_dir / BEST_MODEL
-    hp = record["hyperparameters"]
-    val, test = record["validation_metrics"], record["test_metrics"]
-    print()
-    print(f"search finished: {record['trials']} trials in {record['wall_time_s']:.0f} s")
-    if record["failed_trials"]:
-        print(f"failed trials ({len(record['failed_trials'])}):")
-        for reason in record["failed_trials"]:
-            print(f"  - {reason}")
-    print(
-        f"best trial {record['trial_id']} (epoch {record['best_epoch']}): "
-        f"learning_rate={hp['learning_rate']:.3g} batch_size={hp['batch_size']} "
-        f"epochs={hp['epochs']}"
-    )
-    print(
-        f"  validation: f1={val.get('eval_f1', float('nan')):.4f} "
-        f"accuracy={val.get('eval_accuracy', float('nan')):.4f} (the trial's checkpoint)"
-    )
-    refit = record["refit"]
-    if refit:
-        print(
-            f"  refit:      {refit['epochs']} epochs on train + validation "
-            f"({refit['examples']} messages) in {refit['time_s']:.0f} s"
-        )
-    print(
-        "  test:       "
-        + " ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in test.items())
-        + " (the exported model)"
-    )
-    print(f"exported model: {model_dir}")
-    print(f"disk used: {record['disk_mb']:.0f} MB in {cfg.output_dir}")
-    print(f"report: {cfg.output_dir / REPORT_DIR} (trials.md and plots)")
-    print(f"MLflow runs: {ui_command(cfg)}")
-    prediction = pipeline("text-classification", model=str(model_dir))(SAMPLE_MESSAGE)[0]
-    print(f"sample: {SAMPLE_MESSAGE[:50]}... -> {prediction['label']} ({prediction['score']:.3f})")
 
 
 def main(argv: list[str] | None = None) -> int:

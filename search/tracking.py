@@ -7,6 +7,7 @@ reads them; nothing here copies them into params, tags or files.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from ray.air.integrations.mlflow import MLflowLoggerCallback
@@ -18,6 +19,9 @@ SEARCH_TAG = "search"
 # MLflow nests a run under the run this tag names; MLflowLoggerCallback has no parent runs of
 # its own but passes its tags to every trial run it opens.
 PARENT_TAG = "mlflow.parentRunId"
+# MLflow 3 opens an experiment without this tag on its GenAI overview (traces, which a search
+# has none of); tagged as model training, it opens on the runs.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 class ResumableMLflowLoggerCallback(MLflowLoggerCallback):
@@ -62,9 +66,14 @@ def open_search_run(cfg: Config, search_name: str) -> str:
         # With the default SQLite store, artifacts live beside it in the output folder rather
         # than in ./mlruns of whatever folder the search was started from.
         location = None if cfg.tracking.uri else (cfg.output_dir / "mlartifacts").as_uri()
-        experiment_id = client.create_experiment(cfg.tracking.experiment, location)
+        experiment_id = client.create_experiment(
+            cfg.tracking.experiment, location, tags=EXPERIMENT_KIND
+        )
     else:
         experiment_id = experiment.experiment_id
+        for key, value in EXPERIMENT_KIND.items():
+            if experiment.tags.get(key) != value:
+                client.set_experiment_tag(experiment_id, key, value)
     run = client.create_run(experiment_id, run_name=search_name, tags={SEARCH_TAG: search_name})
     client.log_dict(run.info.run_id, cfg.to_dict(), "config.json")
     for key, value in {
@@ -72,6 +81,9 @@ def open_search_run(cfg: Config, search_name: str) -> str:
         "data": cfg.data.source,
         "trials": cfg.search.trials,
         "metric": cfg.search.metric,
+        "mode": cfg.search.mode,
+        "labels": ", ".join(cfg.data.labels)[:6000],
+        "positive_label": cfg.data.positive_label,
     }.items():
         client.log_param(run.info.run_id, key, value)
     return run.info.run_id
@@ -80,7 +92,8 @@ def open_search_run(cfg: Config, search_name: str) -> str:
 def close_search_run(
     cfg: Config, run_id: str, record: dict | None, report_dir: Path, model_dir: Path | None
 ) -> None:
-    """Logs the outcome to the parent run: test metrics, the report, the model (registered)."""
+    """Logs the outcome to the parent run: test metrics (per class too), the confusion matrix,
+    the report (its plots include the confusion matrix), the model (registered)."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking_uri)
@@ -89,21 +102,26 @@ def close_search_run(
     if record is None or model_dir is None:
         client.set_terminated(run_id, "FAILED")
         return
-    for key, value in record["test_metrics"].items():
-        client.log_metric(run_id, key, value)
+    client.log_batch(
+        run_id,
+        metrics=[
+            mlflow.entities.Metric(key, value, int(time.time() * 1000), 0)
+            for key, value in record["test_metrics"].items()
+        ],
+    )
+    client.log_dict(run_id, record["test_per_class"], "test_per_class.json")
+    client.log_dict(run_id, record["confusion_matrix"], "test_confusion_matrix.json")
     client.set_tag(run_id, "best_trial", record["trial_id"])
-    log_model(cfg, run_id, model_dir)
+    log_model(cfg, run_id, model_dir, record["sample_message"])
     client.set_terminated(run_id, "FINISHED")
 
 
-def log_model(cfg: Config, run_id: str, model_dir: Path) -> None:
+def log_model(cfg: Config, run_id: str, model_dir: Path, example: str) -> None:
     """The exported model in MLflow's transformers flavour, registered when a name is set."""
     from importlib.metadata import version
 
     import mlflow
     from transformers import pipeline
-
-    from search.export import SAMPLE_MESSAGE
 
     mlflow.set_tracking_uri(cfg.tracking_uri)
     mlflow.set_registry_uri(cfg.tracking_uri)
@@ -113,7 +131,7 @@ def log_model(cfg: Config, run_id: str, model_dir: Path) -> None:
             classifier,
             name="model",
             task="text-classification",
-            input_example=[SAMPLE_MESSAGE],
+            input_example=[example],
             registered_model_name=cfg.tracking.registered_model,
             # MLflow's inferred requirements name torchvision, which a text model never needs.
             pip_requirements=[f"{name}=={version(name)}" for name in ("transformers", "torch")],

@@ -7,25 +7,15 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from search.checkpoints import CheckpointPruner
+from search.layout import STUDY_NAME
 from search.optuna_search import PruneAwareOptunaSearch
 from search.progress import ProgressPrinter
+from search.selection import Ranking, metric_key
 from search.space import search_space
 from search.tracking import mlflow_callback
 from trainable.config import Config
 from trainable.errors import SetupError
-from trainable.train_loop import OBJECTIVE
 from trainable.trial import TrialSetup, run_trial
-
-STUDY_NAME = "search"
-
-
-def selection_metric(cfg: Config) -> str:
-    """What trials and checkpoints are ranked by: the metric, or it with its tie-breaker."""
-    return OBJECTIVE if cfg.search.tie_breaker else cfg.search.metric
-
-
-def optuna_storage_uri(cfg: Config) -> str:
-    return f"sqlite:///{cfg.output_dir / 'optuna.db'}"
 
 
 def trainable(setup: TrialSetup):
@@ -39,7 +29,7 @@ def trainable(setup: TrialSetup):
 
 def restore_tuner(cfg: Config, setup: TrialSetup, search_name: str) -> tune.Tuner:
     """The interrupted search, its unfinished and errored trials resumed."""
-    path = f"{cfg.storage_path.rstrip('/')}/{search_name}"
+    path = cfg.experiment_path(search_name)
     if not tune.Tuner.can_restore(path):
         raise SetupError(f"{path} holds no restorable search: start it again with --overwrite")
     return tune.Tuner.restore(
@@ -50,7 +40,7 @@ def restore_tuner(cfg: Config, setup: TrialSetup, search_name: str) -> tune.Tune
 def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id: str) -> tune.Tuner:
     searcher = PruneAwareOptunaSearch(
         seed=cfg.seed,
-        storage=optuna.storages.RDBStorage(optuna_storage_uri(cfg)),
+        storage=optuna.storages.RDBStorage(cfg.optuna_uri),
         study_name=STUDY_NAME,
         points_to_evaluate=[dict(point) for point in cfg.search.initial_points] or None,
     )
@@ -60,11 +50,13 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
         grace_period=min(cfg.search.grace_period, max(cfg.space.epochs)),
         reduction_factor=cfg.search.reduction_factor,
     )
+    ranking = Ranking.of(cfg.search)
     return tune.Tuner(
         trainable(setup),
         param_space=search_space(cfg.space),
         tune_config=tune.TuneConfig(
-            metric=selection_metric(cfg),
+            # ASHA and Optuna see the metric alone; the tie-breaker orders only equal values.
+            metric=metric_key(cfg.search.metric),
             mode=cfg.search.mode,
             search_alg=searcher,
             scheduler=scheduler,
@@ -76,15 +68,8 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
             storage_path=cfg.storage_path,
             callbacks=[
                 mlflow_callback(cfg, search_name, parent_run_id),
-                ProgressPrinter(
-                    cfg.search.trials, cfg.search.metric, setup.selection_metric, cfg.search.mode
-                ),
-                CheckpointPruner(
-                    setup.checkpoint_storage,
-                    setup.selection_metric,
-                    cfg.search.mode,
-                    cfg.search.keep_top_trials,
-                ),
+                ProgressPrinter(cfg.search.trials, ranking),
+                CheckpointPruner(setup.checkpoint_storage, ranking, cfg.search.keep_top_trials),
             ],
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=1 if cfg.verbose else 0,

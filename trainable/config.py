@@ -18,8 +18,10 @@ from typing import Any
 import yaml
 
 from trainable.errors import ConfigError
+from trainable.metrics import METRIC_MODES
 
 EMBEDDED = "embedded"
+AUTO = "auto"
 
 
 @dataclass
@@ -35,7 +37,8 @@ class DataConfig:
     source: str = EMBEDDED
     text_column: str = "text"
     label_column: str = "label"
-    labels: list[str] = field(default_factory=lambda: ["ham", "spam"])
+    labels: list[str] | None = None  # None: read from the data, sorted
+    positive_label: str | None = None  # two classes: the one precision, recall and F1 are about
     hub_split: str = "train"
     test_fraction: float = 0.2
     validation_fraction: float = 0.2
@@ -50,6 +53,7 @@ class TrainConfig:
     group_by_length: bool = True
     precision: str = "fp32"
     save_optimizer_state: bool = False
+    class_weights: str | None = None  # "balanced": loss weighted by inverse class frequency
 
 
 @dataclass
@@ -59,14 +63,19 @@ class SpaceConfig:
     epochs: list[int] = field(default_factory=lambda: [2, 3, 4])
 
 
+def hyperparameter_names() -> tuple[str, ...]:
+    """What the search samples, in order: the one list every table, plot and record follows."""
+    return tuple(f.name for f in dataclasses.fields(SpaceConfig))
+
+
 @dataclass
 class SearchConfig:
     name: str | None = None
     trials: int = 20
     max_concurrent: int = 2
-    metric: str = "eval_f1"
-    mode: str = "max"
-    tie_breaker: str | None = "eval_loss"
+    metric: str | None = None  # None: f1 for two classes, macro_f1 for more
+    mode: str | None = None  # None: the metric's own direction (min for loss)
+    tie_breaker: str | None = "loss"
     grace_period: int = 2
     reduction_factor: int = 2
     keep_top_trials: int = 3
@@ -88,7 +97,7 @@ class ResourcesConfig:
 class TrackingConfig:
     uri: str | None = None
     experiment: str = "finetune-hpo"
-    registered_model: str | None = "spam-classifier"
+    registered_model: str | None = AUTO  # AUTO: named after the data; None: not registered
 
 
 @dataclass
@@ -138,8 +147,16 @@ class Config:
         _at_least(self.model.max_length, 8, "model.max_length")
         if self.data.max_rows is not None:
             _at_least(self.data.max_rows, 10, "data.max_rows")
-        if self.search.mode not in ("min", "max"):
+        if self.search.mode not in (None, "min", "max"):
             raise ConfigError(f"search.mode is {self.search.mode!r}: use 'max' or 'min'")
+        for key in ("metric", "tie_breaker"):
+            name = getattr(self.search, key)
+            if name is not None and name not in METRIC_MODES:
+                raise ConfigError(f"search.{key} is {name!r}: use one of {', '.join(METRIC_MODES)}")
+        if self.train.class_weights not in (None, "balanced"):
+            raise ConfigError(
+                f"train.class_weights is {self.train.class_weights!r}: use balanced, or null"
+            )
         if self.train.precision not in ("fp32", "fp16", "bf16"):
             raise ConfigError(
                 f"train.precision is {self.train.precision!r}: use fp32, fp16 or bf16"
@@ -151,9 +168,10 @@ class Config:
         for i, point in enumerate(self.search.initial_points):
             _check_point(point, self.space, f"search.initial_points[{i}]")
         labels = self.data.labels
-        if len(labels) < 2 or len(set(labels)) != len(labels):
+        if labels is not None and (len(labels) < 2 or len(set(labels)) != len(labels)):
             raise ConfigError(
-                f"data.labels {labels} must name at least two distinct classes, e.g. [ham, spam]"
+                f"data.labels {labels} must name at least two distinct classes, e.g. [ham, spam],"
+                " or be null to read them from the data"
             )
         return self
 
@@ -169,6 +187,15 @@ class Config:
     @property
     def tracking_uri(self) -> str:
         return self.tracking.uri or f"sqlite:///{self.output_dir / 'mlflow.db'}"
+
+    @property
+    def optuna_uri(self) -> str:
+        """The Optuna study's storage (the study is named `search.layout.STUDY_NAME`)."""
+        return f"sqlite:///{self.output_dir / 'optuna.db'}"
+
+    def experiment_path(self, search_name: str) -> str:
+        """Tune's experiment folder (or URI) of the search named `search_name`."""
+        return f"{self.storage_path.rstrip('/')}/{search_name}"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -7,6 +7,7 @@ local CSV/TSV/JSON/JSONL/Parquet file with configurable text and label columns.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 
@@ -82,36 +83,62 @@ def normalize(ds: Dataset, cfg: DataConfig) -> Dataset:
     ds = ds.filter(lambda row: isinstance(row[TEXT], str) and row[TEXT].strip() != "")
     if len(ds) == 0:
         raise DataError("dataset is empty: it has no rows with text")
+    unlabelled = list(ds[LABEL]).count(None)
+    if unlabelled:
+        raise DataError(
+            f"{unlabelled} rows have no label in column {cfg.label_column!r}: "
+            "label them or remove them"
+        )
 
+    labels = cfg.labels or label_names(ds)
     feature = ds.features[LABEL]
     names = feature.names if isinstance(feature, ClassLabel) else None
-    label2id = {name: i for i, name in enumerate(cfg.labels)}
+    label2id = {name: i for i, name in enumerate(labels)}
 
     def to_id(value: object) -> int:
         if names is not None:
+            if not 0 <= value < len(names):
+                return -1
             value = names[value]
-        if isinstance(value, str):
-            return label2id.get(value.strip(), -1)
-        if isinstance(value, int) and 0 <= value < len(cfg.labels):
-            return value
-        return -1
+        if cfg.labels is not None and isinstance(value, int) and 0 <= value < len(labels):
+            return value  # ids into the configured labels
+        return label2id.get(str(value).strip(), -1)
 
-    ids = [to_id(value) for value in ds[LABEL]]
-    bad = sorted({str(value) for value, i in zip(ds[LABEL], ids, strict=True) if i < 0})
+    values = list(ds[LABEL])
+    ids = [to_id(value) for value in values]
+    bad = sorted({str(value) for value, i in zip(values, ids, strict=True) if i < 0})
     if bad:
         raise DataError(
-            f"labels {', '.join(bad[:5])} are not in data.labels {cfg.labels}: "
-            "fix data.labels or the label column"
+            f"labels {', '.join(bad[:5])} are not in data.labels {labels}: "
+            "fix data.labels (or set it to null to read the labels from the data)"
+        )
+    counts = Counter(ids)
+    if len(counts) < 2:
+        raise DataError(
+            f"the label column {cfg.label_column!r} has a single value ({labels[ids[0]]}): "
+            "a classifier needs examples of at least two classes"
+        )
+    missing = [name for i, name in enumerate(labels) if counts[i] == 0]
+    if missing:
+        raise DataError(
+            f"data.labels names {', '.join(missing)}, which never occurs in the data: "
+            "drop it from data.labels, or add examples of it"
         )
     ds = ds.remove_columns(LABEL).add_column(LABEL, ids)
-    ds = ds.cast_column(LABEL, ClassLabel(names=list(cfg.labels)))
-    present = set(ids)
-    if len(present) < 2:
-        raise DataError(
-            f"dataset has a single class ({cfg.labels[ids[0]]}): a classifier needs examples "
-            "of every label"
-        )
-    return ds
+    return ds.cast_column(LABEL, ClassLabel(names=list(labels)))
+
+
+def label_names(ds: Dataset) -> list[str]:
+    """The labels of a dataset with no configured list: a ClassLabel's names in its order,
+    else the distinct values sorted, as transformers' `run_classification.py` does (numbers
+    in numeric order)."""
+    feature = ds.features[LABEL]
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    values = set(ds.unique(LABEL))
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return [str(v) for v in sorted(values)]
+    return sorted({str(v).strip() for v in values})
 
 
 def split(ds: Dataset, cfg: DataConfig, seed: int) -> DatasetDict:
@@ -138,7 +165,7 @@ def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
 
 
 def prepare(cfg: DataConfig, seed: int) -> DatasetDict:
-    """Raw text splits, ready to tokenize."""
+    """Raw text splits, ready to tokenize; their label feature names the classes by id."""
     return split(normalize(load_raw(cfg), cfg), cfg, seed)
 
 

@@ -1,36 +1,87 @@
-"""Metrics reported by every evaluation: accuracy, spam precision, recall and F1 (HF adds eval_)."""
+"""The scores of every evaluation: accuracy, macro and weighted F1, MCC, precision, recall and
+F1 of each class and, for two classes, of the positive one (the HF Trainer adds `eval_`).
+
+`search.metric` names one of them to rank trials by. The arithmetic is scikit-learn's, behind
+the `evaluate` metric kept in `metric_scripts/`.
+"""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
-import evaluate
 import numpy as np
 
-METRIC_SCRIPT = Path(__file__).parent / "metric_scripts" / "spam_metrics"
+METRIC_SCRIPT = Path(__file__).parent / "metric_scripts" / "classification_metrics"
+# What search.metric may name, and the direction that is better for each.
+METRIC_MODES = {
+    "f1": "max",  # F1 of the positive class: two classes only
+    "macro_f1": "max",  # mean of the classes' F1: every class counts the same
+    "weighted_f1": "max",  # mean of the classes' F1 weighted by their support
+    "accuracy": "max",
+    "mcc": "max",  # Matthews correlation: -1 to 1, 0 for chance, robust to imbalance
+    "loss": "min",
+}
+BINARY_METRICS = ("f1", "precision", "recall")
+PER_CLASS = ("precision", "recall", "f1")
+# Timing figures the Trainer adds to every evaluation: not scores.
+TIMINGS = ("runtime", "samples_per_second", "steps_per_second")
 
 
 @cache
-def _metric() -> evaluate.EvaluationModule:
+def _metric():
+    import evaluate
+
     return evaluate.load(str(METRIC_SCRIPT))
 
 
-def compute_metrics(eval_pred) -> dict[str, float]:
-    logits, labels = eval_pred
-    predictions = np.argmax(logits, axis=-1)
-    return _metric().compute(predictions=predictions, references=labels)
+def class_key(label: str) -> str:
+    """A label as it appears in metric names (`eval_f1_<key>`): MLflow allows no other signs."""
+    return re.sub(r"[^0-9A-Za-z_.-]+", "_", str(label)).strip("_") or "_"
 
 
-def evaluate_model(model, tokenizer, dataset, batch_size: int, prefix: str) -> dict[str, float]:
-    """Loss and metrics of a trained model on one tokenized split, keys prefixed `<prefix>_`."""
-    return predict_split(model, tokenizer, dataset, batch_size, prefix)[0]
+class ClassificationMetrics:
+    """`compute_metrics` for the HF Trainer, knowing the label names and the positive class."""
+
+    def __init__(self, labels: list[str], positive_label: str | None = None):
+        self.labels = list(labels)
+        self.positive_id = None if positive_label is None else self.labels.index(positive_label)
+
+    def __call__(self, eval_pred) -> dict[str, float]:
+        logits, references = eval_pred
+        return self.scores(np.argmax(logits, axis=-1), references)
+
+    def scores(self, predictions, references) -> dict[str, float]:
+        """Flat scores, per-class ones named `<precision|recall|f1>_<label>`."""
+        result = _metric().compute(
+            predictions=predictions,
+            references=references,
+            num_classes=len(self.labels),
+            positive_id=self.positive_id,
+        )
+        per_class = result.pop("per_class")
+        for name in PER_CLASS:
+            for label, value in zip(self.labels, per_class[name], strict=True):
+                result[f"{name}_{class_key(label)}"] = float(value)
+        return result
+
+    def per_class(self, metrics: dict[str, float], prefix: str, support) -> dict[str, dict]:
+        """`{label: {precision, recall, f1, support}}` from an evaluation's flat metrics."""
+        return {
+            label: {
+                **{name: metrics[f"{prefix}_{name}_{class_key(label)}"] for name in PER_CLASS},
+                "support": int(count),
+            }
+            for label, count in zip(self.labels, support, strict=True)
+        }
 
 
 def predict_split(
-    model, tokenizer, dataset, batch_size: int, prefix: str
+    model, tokenizer, dataset, batch_size: int, prefix: str, metrics: ClassificationMetrics
 ) -> tuple[dict[str, float], np.ndarray]:
-    """`evaluate_model`'s scores, and the class the model predicts for each row."""
+    """Loss and scores of a trained model on one tokenized split, keys prefixed `<prefix>_`,
+    and the class it predicts for each row."""
     import tempfile
 
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
@@ -48,10 +99,9 @@ def predict_split(
             args=args,
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=compute_metrics,
+            compute_metrics=metrics,
         )
         trainer.remove_callback(PrinterCallback)  # the caller reports; no raw dict on stdout
         output = trainer.predict(dataset, metric_key_prefix=prefix)
-    keep = ("loss", "accuracy", "precision", "recall", "f1")
-    metrics = {k: v for k, v in output.metrics.items() if k.removeprefix(f"{prefix}_") in keep}
-    return metrics, np.argmax(output.predictions, axis=-1)
+    scores = {k: v for k, v in output.metrics.items() if not k.endswith(TIMINGS)}
+    return scores, np.argmax(output.predictions, axis=-1)

@@ -6,7 +6,6 @@ Runs on each Ray Train worker. Eval and save strategies are both per epoch becau
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import time
@@ -18,16 +17,19 @@ import ray
 import ray.train
 import torch
 from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
-from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+from transformers import (
+    DataCollatorWithPadding,
+    Trainer,
+    TrainerCallback,
+    TrainerState,
+    TrainingArguments,
+)
+from transformers.trainer import TRAINER_STATE_NAME
 
 from trainable.config import Config
-from trainable.metrics import compute_metrics
+from trainable.loss import BalancedLoss
+from trainable.metrics import ClassificationMetrics
 from trainable.model import load_model, load_tokenizer
-
-OBJECTIVE = "eval_objective"
-# Weight of the tie-breaker in the objective. Validation F1 moves in steps of ~0.005 (about 100
-# spam messages), and eval loss stays well under 1, so the tie-breaker only orders equal scores.
-TIE_BREAK_WEIGHT = 1e-3
 
 
 @dataclass
@@ -39,27 +41,6 @@ class Hyperparameters:
     @classmethod
     def from_trial(cls, params: dict[str, Any]) -> Hyperparameters:
         return cls(float(params["learning_rate"]), int(params["batch_size"]), int(params["epochs"]))
-
-
-def objective(metrics: dict[str, float], metric: str, mode: str, tie_breaker: str | None) -> float:
-    """The score trials are ranked by: the metric, ties broken by the lower tie-breaker."""
-    value = metrics[metric]
-    if tie_breaker is None:
-        return value
-    nudge = TIE_BREAK_WEIGHT * metrics[tie_breaker]
-    return value - nudge if mode == "max" else value + nudge
-
-
-class ObjectiveCallback(TrainerCallback):
-    """Adds `eval_objective` to each evaluation's logged metrics, before they are reported."""
-
-    def __init__(self, cfg: Config):
-        self.search = cfg.search
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        score = objective(metrics, self.search.metric, self.search.mode, self.search.tie_breaker)
-        metrics[OBJECTIVE] = score
-        state.log_history[-1][OBJECTIVE] = score
 
 
 class FiniteLossCallback(TrainerCallback):
@@ -161,8 +142,10 @@ def build_trainer(
 ) -> Trainer:
     """A Trainer on `splits["train"]`; it evaluates on `splits["validation"]` when there is one."""
     tokenizer = load_tokenizer(cfg.model)
-    model = load_model(cfg.model, cfg.data.labels, tokenizer, seed=cfg.seed)
+    labels = cfg.data.labels
+    model = load_model(cfg.model, labels, tokenizer, seed=cfg.seed)
     evaluates = "validation" in splits
+    weighted = cfg.train.class_weights == "balanced"
     trainer = Trainer(
         model=model,
         args=build_training_args(cfg, hp, output_dir, per_epoch=evaluates),
@@ -170,7 +153,8 @@ def build_trainer(
         eval_dataset=splits["validation"] if evaluates else None,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=compute_metrics,
+        compute_metrics=ClassificationMetrics(labels, cfg.data.positive_label),
+        compute_loss_func=BalancedLoss(splits["train"]["label"], len(labels)) if weighted else None,
         callbacks=[FiniteLossCallback(), *callbacks],
     )
     return prepare_trainer(trainer)
@@ -207,7 +191,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 def trial_trainer(
     cfg: Config, hp: Hyperparameters, splits, output_dir: str, loop_started_at: float
 ) -> Trainer:
-    callbacks = [ObjectiveCallback(cfg), WorkCallback(loop_started_at), RayTrainReportCallback()]
+    callbacks = [WorkCallback(loop_started_at), RayTrainReportCallback()]
     return build_trainer(cfg, hp, splits, output_dir, callbacks)
 
 
@@ -236,8 +220,8 @@ def refit(cfg: Config, hp: Hyperparameters, splits, epochs: int, output_dir: str
 
 def finished_metrics(hf_checkpoint: Path) -> dict[str, float] | None:
     """The last evaluation of a checkpoint taken at the end of training; None if unfinished."""
-    state = json.loads((hf_checkpoint / "trainer_state.json").read_text())
-    if state["global_step"] < state["max_steps"]:
+    state = TrainerState.load_from_json(str(hf_checkpoint / TRAINER_STATE_NAME))
+    if state.global_step < state.max_steps:
         return None
-    evaluations = [log for log in state["log_history"] if "eval_loss" in log]
+    evaluations = [log for log in state.log_history if "eval_loss" in log]
     return evaluations[-1] if evaluations else None

@@ -24,7 +24,6 @@ class TrialSetup:
 
     config: Config
     splits_ref: ray.ObjectRef
-    selection_metric: str
     checkpoint_storage: str
 
 
@@ -40,7 +39,6 @@ def scaling_config(cfg: Config) -> train.ScalingConfig:
 
 
 def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
-    cfg = setup.config
     # Named after the trial id, without a timestamp, so a restored trial finds its checkpoints.
     trial_id = tune.get_context().get_trial_id()
     torch_trainer(
@@ -48,11 +46,9 @@ def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
         {"hyperparameters": hyperparameters, "splits_ref": setup.splits_ref},
         name=trial_id,
         callbacks=[TuneReportCallback()],
-        checkpoint_config=train.CheckpointConfig(
-            num_to_keep=1,
-            checkpoint_score_attribute=setup.selection_metric,
-            checkpoint_score_order=cfg.search.mode,
-        ),
+        # Ray Train would rank checkpoints by the metric alone, and keep the later of two
+        # equal ones; the search's CheckpointPruner keeps the best by metric, then tie-breaker.
+        checkpoint_config=train.CheckpointConfig(num_to_keep=None),
     ).fit()
 
 

@@ -1,0 +1,91 @@
+"""What the CLI prints: the task at the start, the outcome at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search.layout import BEST_MODEL, REPORT_DIR
+from trainable.config import Config
+
+# Headline scores, in this order, where an evaluation has them (f1 and its kin: two classes).
+HEADLINE = ("loss", "accuracy", "f1", "precision", "recall", "macro_f1", "weighted_f1", "mcc")
+MATRIX_PRINTED_UP_TO = 10  # classes; beyond, the confusion matrix is only drawn
+
+
+def describe_task(cfg: Config, counts: dict[str, int], labels_given: bool) -> str:
+    labels, search = cfg.data.labels, cfg.search
+    origin = "as configured" if labels_given else "read from the data"
+    lines = [
+        "data: " + ", ".join(f"{n} {split}" for split, n in counts.items()) + " messages",
+        f"labels: {', '.join(labels)} ({len(labels)} classes, {origin})",
+    ]
+    about = f" of {cfg.data.positive_label}" if search.metric == "f1" else ""
+    ties = f", ties to the better {search.tie_breaker}" if search.tie_breaker else ""
+    lines.append(f"ranking: validation {search.metric}{about} ({search.mode}){ties}")
+    return "\n".join(lines)
+
+
+def headline(scores: dict[str, float], prefix: str) -> str:
+    return " ".join(
+        f"{name}={scores[key]:.4f}" for name in HEADLINE if (key := f"{prefix}_{name}") in scores
+    )
+
+
+def per_class_lines(record: dict[str, Any]) -> list[str]:
+    width = max(8, *(len(label) for label in record["labels"]))
+    lines = [
+        "  per class on test:",
+        f"    {'':<{width}} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}",
+    ]
+    for label, s in record["test_per_class"].items():
+        lines.append(
+            f"    {label:<{width}} {s['precision']:9.4f} {s['recall']:7.4f} {s['f1']:7.4f} "
+            f"{s['support']:8d}"
+        )
+    labels, matrix = record["confusion_matrix"]["labels"], record["confusion_matrix"]["matrix"]
+    if len(labels) <= MATRIX_PRINTED_UP_TO:
+        lines.append("  confusion matrix on test (rows: true class, columns: predicted)")
+        cell = max(6, *(len(label) for label in labels)) + 1
+        lines.append(" " * (width + 4) + "".join(f"{label:>{cell}}" for label in labels))
+        for label, row in zip(labels, matrix, strict=True):
+            lines.append(f"    {label:<{width}}" + "".join(f"{n:>{cell}d}" for n in row))
+    return lines
+
+
+def print_summary(cfg: Config, record: dict[str, Any]) -> None:
+    from transformers import pipeline
+
+    from search.tracking import ui_command
+
+    model_dir = cfg.output_dir / BEST_MODEL
+    hp = record["hyperparameters"]
+    print()
+    print(f"search finished: {record['trials']} trials in {record['wall_time_s']:.0f} s")
+    if record["failed_trials"]:
+        print(f"failed trials ({len(record['failed_trials'])}):")
+        for reason in record["failed_trials"]:
+            print(f"  - {reason}")
+    print(
+        f"best trial {record['trial_id']} (epoch {record['best_epoch']}): "
+        + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.items())
+    )
+    print(
+        f"  validation: {headline(record['validation_metrics'], 'eval')} (the trial's checkpoint)"
+    )
+    refit = record["refit"]
+    if refit:
+        print(
+            f"  refit:      {refit['epochs']} epochs on train + validation "
+            f"({refit['examples']} messages) in {refit['time_s']:.0f} s"
+        )
+    print(f"  test:       {headline(record['test_metrics'], 'test')} (the exported model)")
+    for line in per_class_lines(record):
+        print(line)
+    print(f"exported model: {model_dir}")
+    print(f"disk used: {record['disk_mb']:.0f} MB in {cfg.output_dir}")
+    print(f"report: {cfg.output_dir / REPORT_DIR} (trials.md, per-class scores and plots)")
+    print(f"MLflow runs: {ui_command(cfg)}")
+    sample = record["sample_message"]
+    prediction = pipeline("text-classification", model=str(model_dir))(sample)[0]
+    shown = sample if len(sample) <= 60 else sample[:57] + "..."
+    print(f"sample (a test message): {shown} -> {prediction['label']} ({prediction['score']:.3f})")
