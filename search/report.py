@@ -1,73 +1,53 @@
 """`python -m search.report DIR`: the table and plots of a finished or interrupted search.
 
-Reads what the search left in its output folder (Tune's experiment and the Optuna study) and
-writes `<DIR>/report/`: trials.csv, trials.md and four PNG plots.
+Writes `<output>/report/` from Tune's experiment and the Optuna study: trials.csv, trials.md and
+the plots of `search.report_plots`; once a model is exported, also its scores on the test split
+per class (per_class.csv, per_class.md) and its confusion matrix (confusion_matrix.png).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
+import optuna
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-import pandas as pd  # noqa: E402
+from search import report_plots as plots
+from search.layout import BEST_MODEL, REPORT_DIR, RESULT_FILE, SEARCH_FILE, STUDY_NAME
+from search.optuna_search import stopped_early
+from trainable.config import Config, config_from_dict, hyperparameter_names
+from trainable.errors import SetupError, UserError
 
-from search.layout import REPORT_DIR, SEARCH_FILE  # noqa: E402
-from trainable.errors import SetupError, UserError  # noqa: E402
-
-COLUMNS = [
-    "trial", "learning_rate", "batch_size", "epochs", "epochs_run", "status",
-    "final_f1", "best_f1", "best_loss", "wall_time_s",
-]  # fmt: skip
+PER_CLASS_COLUMNS = ["label", "precision", "recall", "f1", "support"]
+PER_CLASS_FILES = ("per_class.csv", "per_class.md", "confusion_matrix.png")
 
 
 @dataclass
 class TrialRecord:
     trial_id: str
-    params: dict
+    params: dict[str, Any]
     status: str
     curve: pd.DataFrame = field(repr=False)  # one row per epoch: training_iteration, eval_*
 
-    @property
-    def epochs_run(self) -> int:
-        return len(self.curve)
+
+def best_value(values: pd.Series, mode: str) -> float:
+    """The best finite value in the search's direction ("max" or "min"); NaN when none."""
+    values = values.replace([np.inf, -np.inf], np.nan).dropna()
+    if values.empty:
+        return np.nan
+    return float(values.max() if mode == "max" else values.min())
 
 
-def load_trials(output: Path) -> tuple[list[TrialRecord], dict]:
-    """The search's trials, in the order they started, and its search.json."""
-    from ray.tune import ExperimentAnalysis
-
-    marker = output / SEARCH_FILE
-    if not marker.is_file():
-        raise SetupError(f"{output} holds no search (no search.json): pass a search's --output")
-    search = json.loads(marker.read_text())
-    config = search["config"]
-    storage = config.get("storage") or str(output / "ray_results")
-    analysis = ExperimentAnalysis(f"{storage.rstrip('/')}/{search['name']}")
-    frames = analysis.trial_dataframes
-    trials = []
-    for trial in analysis.trials:
-        frame = frames.get(trial.trial_id, pd.DataFrame())
-        keep = ("training_iteration", "time_total_s")
-        curve = frame[[c for c in frame.columns if c in keep or c.startswith("eval_")]]
-        params = {k: trial.config[k] for k in ("learning_rate", "batch_size", "epochs")}
-        trials.append(
-            TrialRecord(trial.trial_id, params, _status(trial.status, params, curve), curve)
-        )
-    return trials, search
-
-
-def _status(tune_status: str, params: dict, curve: pd.DataFrame) -> str:
+def trial_status(tune_status: str, params: dict[str, Any], curve: pd.DataFrame) -> str:
     if tune_status == "TERMINATED":
-        return "stopped early" if len(curve) < params["epochs"] else "finished"
+        last = curve.iloc[-1].to_dict() if len(curve) else None
+        return "stopped early" if stopped_early(params, last) else "finished"
     if tune_status == "ERROR":
         return "errored"
     # A running trial is saved as PENDING: read mid-search it is running, after a crash it
@@ -75,129 +55,101 @@ def _status(tune_status: str, params: dict, curve: pd.DataFrame) -> str:
     return "unfinished" if len(curve) else "not started"
 
 
-def table(trials: list[TrialRecord], metric: str = "eval_f1") -> pd.DataFrame:
-    rows = []
+def trials_table(trials: list[TrialRecord], metric: str, mode: str) -> pd.DataFrame:
+    """One row per trial, in start order. `metric` ("macro_f1"; "eval_macro_f1" is read the
+    same) names the final_ and best_ columns; its best is taken in the direction `mode`."""
+    name = metric.removeprefix("eval_")
+    final, best = f"final_{name}", f"best_{name}"
+    columns = ["trial", *hyperparameter_names(), "epochs_run", "status", final, best]
+    columns = list(dict.fromkeys([*columns, "best_loss", "wall_time_s"]))  # metric "loss"
+    rows, none = [], pd.Series(dtype=float)
     for t in trials:
-        scores = t.curve.get(metric, pd.Series(dtype=float))
-        losses = t.curve.get("eval_loss", pd.Series(dtype=float))
-        wall = t.curve.get("time_total_s")
-        rows.append(
-            {
-                "trial": t.trial_id,
-                **t.params,
-                "epochs_run": t.epochs_run,
-                "status": t.status,
-                "final_f1": scores.iloc[-1] if len(scores) else math.nan,
-                "best_f1": scores.max() if len(scores) else math.nan,
-                "best_loss": losses.min() if len(losses) else math.nan,
-                "wall_time_s": wall.iloc[-1] if wall is not None and len(wall) else math.nan,
-            }
-        )
-    return pd.DataFrame(rows, columns=COLUMNS)
+        scores = t.curve.get(f"eval_{name}", none).dropna()
+        wall = t.curve.get("time_total_s", none).dropna()
+        row = {"trial": t.trial_id, **t.params, "epochs_run": len(t.curve), "status": t.status}
+        row["best_loss"] = best_value(t.curve.get("eval_loss", none), "min")
+        row[final] = float(scores.iloc[-1]) if len(scores) else np.nan
+        row[best] = best_value(scores, mode)  # after best_loss: a loss-ranked search's mode wins
+        row["wall_time_s"] = float(wall.iloc[-1]) if len(wall) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
 
 
-def write_report(output: Path) -> Path:
-    trials, search = load_trials(output)
-    metric = search["config"]["search"]["metric"]
-    report = output / REPORT_DIR
-    report.mkdir(parents=True, exist_ok=True)
-    frame = table(trials, metric)
-    frame.to_csv(report / "trials.csv", index=False)
-    (report / "trials.md").write_text(_markdown(frame) + "\n")
-    plot_history(frame, report / "history.png")
-    plot_hyperparameters(frame, report / "hyperparameters.png")
-    plot_learning_curves(trials, metric, report / "learning_curves.png")
-    plot_importance(output / "optuna.db", report / "importance.png")
-    return report
+def per_class_table(record: dict[str, Any]) -> pd.DataFrame:
+    """The exported model's precision, recall, f1 and support on test, one row per label."""
+    scores = record["test_per_class"]
+    labels = record.get("labels") or list(scores)
+    rows = [[label, *(scores[label][k] for k in PER_CLASS_COLUMNS[1:])] for label in labels]
+    return pd.DataFrame(rows, columns=PER_CLASS_COLUMNS)
 
 
-def _markdown(frame: pd.DataFrame) -> str:
-    shown = frame.copy()
-    shown["learning_rate"] = shown["learning_rate"].map("{:.2e}".format)
-    for column in ("final_f1", "best_f1", "best_loss"):
-        shown[column] = shown[column].map("{:.4f}".format)
-    shown["wall_time_s"] = shown["wall_time_s"].map("{:.0f}".format)
-    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
-    lines += [
-        "| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)
-    ]
+def markdown(frame: pd.DataFrame, formats: dict[str, str]) -> str:
+    """A Markdown table; `formats` maps a column to a format string, the rest print as is."""
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    for row in frame.itertuples(index=False):
+        cells = [
+            str(v) if c not in formats else "-" if pd.isna(v) else formats[c].format(v)
+            for c, v in zip(frame.columns, row, strict=True)
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot_history(frame: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    order = range(1, len(frame) + 1)
-    for status, marker in (("finished", "o"), ("stopped early", "v"), ("errored", "x")):
-        mask = frame["status"] == status
-        ax.scatter([o for o, m in zip(order, mask, strict=True) if m], frame["best_f1"][mask],
-                   marker=marker, label=status)  # fmt: skip
-    ax.plot(list(order), frame["best_f1"].cummax(), color="black", lw=1, label="best so far")
-    ax.set(xlabel="trial (in start order)", ylabel="best validation F1 of the trial",
-           title="Optimisation history")  # fmt: skip
-    ax.legend(loc="lower right")
-    _save(fig, path)
+def write_report(cfg: Config, search_name: str, record: dict[str, Any] | None) -> Path:
+    """Writes `<output>/report/` from the search's trials and Optuna study, and from the
+    exported model's record (None when no model was exported); returns the folder."""
+    name, mode = cfg.search.metric.removeprefix("eval_"), cfg.search.mode
+    report = cfg.output_dir / REPORT_DIR
+    report.mkdir(parents=True, exist_ok=True)
+    frame = trials_table(load_trials(cfg, search_name), name, mode)
+    frame.to_csv(report / "trials.csv", index=False)
+    formats = {c: "{:.4f}" for c in frame.columns if c.startswith(("final_", "best_"))}
+    formats |= {c: "{:.2e}" for c in hyperparameter_names() if frame[c].dtype.kind == "f"}
+    (report / "trials.md").write_text(markdown(frame, formats | {"wall_time_s": "{:.0f}"}) + "\n")
+    plots.plot_history(frame, name, mode, report / "history.png")
+    plots.plot_hyperparameters(frame, name, report / "hyperparameters.png")
+    study = load_study(cfg)  # it holds the metric alone, as Tune ranked it (search.tuner)
+    plots.plot_learning_curves(study, f"validation {name}", report / "learning_curves.png")
+    plots.plot_importance(study, f"validation {name}", report / "importance.png")
+    for stale in PER_CLASS_FILES:  # from an earlier report of this folder
+        (report / stale).unlink(missing_ok=True)
+    if record and record.get("test_per_class"):
+        table = per_class_table(record)
+        table.to_csv(report / "per_class.csv", index=False)
+        scores = {c: "{:.4f}" for c in ("precision", "recall", "f1")}
+        (report / "per_class.md").write_text(markdown(table, scores) + "\n")
+    if record and record.get("confusion_matrix"):
+        plots.plot_confusion_matrix(record, report / "confusion_matrix.png")
+    return report
 
 
-def plot_hyperparameters(frame: pd.DataFrame, path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True, layout="constrained")
-    for ax, name in zip(axes, ("learning_rate", "batch_size", "epochs"), strict=True):
-        points = ax.scatter(frame[name], frame["best_f1"], c=frame["epochs_run"], cmap="viridis")
-        ax.set_xlabel(name.replace("_", " "))
-        if name == "learning_rate":
-            ax.set_xscale("log")
-        else:
-            ax.set_xticks(sorted(frame[name].unique()))
-    axes[0].set_ylabel("best validation F1")
-    fig.colorbar(points, ax=axes, label="epochs run", ticks=sorted(frame["epochs_run"].unique()))
-    fig.suptitle("Best validation F1 of each trial against its hyperparameters")
-    _save(fig, path)
+def load_trials(cfg: Config, search_name: str) -> list[TrialRecord]:
+    """The search's trials, in the order they started."""
+    from ray.tune import ExperimentAnalysis
+
+    path = cfg.experiment_path(search_name)
+    try:
+        analysis = ExperimentAnalysis(path)
+    except ValueError:
+        raise SetupError(f"{path} holds no Tune experiment: was the search started?") from None
+    frames = analysis.trial_dataframes
+    trials = []
+    for trial in analysis.trials:
+        frame = frames.get(trial.trial_id, pd.DataFrame())
+        keep = ("training_iteration", "time_total_s")
+        curve = frame[[c for c in frame.columns if c in keep or c.startswith("eval_")]]
+        params = {k: trial.config.get(k) for k in hyperparameter_names()}
+        status = trial_status(trial.status, params, curve)
+        trials.append(TrialRecord(trial.trial_id, params, status, curve))
+    return trials
 
 
-def plot_learning_curves(trials: list[TrialRecord], metric: str, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for t in trials:
-        if metric not in t.curve or t.curve.empty:
-            continue
-        style = "--" if t.status == "stopped early" else "-"
-        ax.plot(t.curve["training_iteration"], t.curve[metric], style, marker=".", alpha=0.8)
-    ax.plot([], [], "k-", label="ran all its epochs")
-    ax.plot([], [], "k--", label="stopped early (ASHA)")
-    ax.set(xlabel="epoch", ylabel=f"validation {metric.removeprefix('eval_')}",
-           title="Learning curves, one line per trial")  # fmt: skip
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(loc="lower right")
-    _save(fig, path)
-
-
-def plot_importance(storage: Path, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 3))
-    importances = {}
-    if storage.is_file():
-        study = optuna.load_study(study_name="search", storage=f"sqlite:///{storage}")
-        finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if len(finished) >= 2:
-            try:
-                importances = optuna.importance.get_param_importances(study)
-            except (RuntimeError, ValueError):
-                importances = {}
-    if importances:
-        names = list(importances)[::-1]
-        ax.barh(names, [importances[n] for n in names])
-        ax.set(
-            xlabel=f"importance (fANOVA on the {len(finished)} trials that ran all their epochs)",
-            title="Hyperparameter importance",
-        )
-    else:
-        ax.text(0.5, 0.5, "too few finished trials to rank hyperparameters", ha="center")
-        ax.set_axis_off()
-    _save(fig, path)
-
-
-def _save(fig, path: Path) -> None:
-    if not fig.get_layout_engine():
-        fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+def load_study(cfg: Config) -> optuna.Study | None:
+    """The search's Optuna study; None when the search stopped before creating it."""
+    try:
+        return optuna.load_study(study_name=STUDY_NAME, storage=cfg.optuna_uri)
+    except KeyError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,9 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m search.report", description="Redraw the report of a search."
     )
     parser.add_argument("output", help="the search's --output folder")
-    args = parser.parse_args(argv)
+    output = Path(parser.parse_args(argv).output).expanduser().resolve()
     try:
-        report = write_report(Path(args.output).expanduser().resolve())
+        if not (output / SEARCH_FILE).is_file():
+            raise SetupError(
+                f"{output} holds no search (no {SEARCH_FILE}): pass a search's --output"
+            )
+        search = json.loads((output / SEARCH_FILE).read_text())
+        # The folder may have moved since the search: it, not the saved path, is the output.
+        cfg = config_from_dict(search["config"], {"output": str(output)})
+        result = output / BEST_MODEL / RESULT_FILE
+        record = json.loads(result.read_text()) if result.is_file() else None
+        report = write_report(cfg, search["name"], record)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

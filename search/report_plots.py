@@ -1,0 +1,150 @@
+"""The report's plots, each written to a PNG file.
+
+Optuna draws what its study holds: the learning curves (every epoch of every trial) and the
+hyperparameter importance. The history and the hyperparameter plot stay our own: the study
+keeps a final value for COMPLETE trials only, so the trials ASHA stopped, often most of them,
+would be missing from Optuna's history and slice plots.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from trainable.config import hyperparameter_names  # noqa: E402
+
+STATUS_MARKERS = {"finished": "o", "stopped early": "v", "errored": "x", "unfinished": "s"}
+
+
+def plot_history(frame: pd.DataFrame, name: str, mode: str, path: Path) -> None:
+    """Each trial's best validation `name` in start order, and the best so far in `mode`."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    order, best = np.arange(1, len(frame) + 1), frame[f"best_{name}"]
+    for status, marker in STATUS_MARKERS.items():
+        mask = (frame["status"] == status).to_numpy()
+        if mask.any():
+            ax.scatter(order[mask], best[mask], marker=marker, label=status)
+    so_far = (best.cummax() if mode == "max" else best.cummin()).ffill()
+    ax.plot(order, so_far, color="black", lw=1, label=f"best so far ({mode})")
+    ax.set(
+        xlabel="trial (in start order)",
+        ylabel=f"best validation {name} of the trial",
+        title=f"Optimisation history: validation {name}",
+    )
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(loc="best")
+    _save(fig, path)
+
+
+def plot_hyperparameters(frame: pd.DataFrame, name: str, path: Path) -> None:
+    """Each trial's best validation `name` against each hyperparameter, coloured by the epochs
+    it ran, so that a stopped trial's score is not read as what its sampled epochs give."""
+    names = hyperparameter_names()
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(4.3 * len(names), 3.8), sharey=True, layout="constrained"
+    )
+    axes = np.atleast_1d(axes)
+    for ax, param in zip(axes, names, strict=True):
+        values = frame[param]
+        points = ax.scatter(values, frame[f"best_{name}"], c=frame["epochs_run"], cmap="viridis")
+        ax.set_xlabel(param.replace("_", " "))
+        # A continuous dimension spanning a decade or more is sampled, and read, on a log scale.
+        if values.dtype.kind == "f" and values.min() > 0 and values.max() >= 10 * values.min():
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # they overlap within a decade
+        elif len(values):
+            ax.set_xticks(sorted(values.unique()))
+    axes[0].set_ylabel(f"best validation {name}")
+    fig.colorbar(points, ax=axes, label="epochs run", ticks=sorted(frame["epochs_run"].unique()))
+    fig.suptitle(f"Best validation {name} of each trial against its hyperparameters")
+    _save(fig, path)
+
+
+def plot_learning_curves(study: optuna.Study | None, target: str, path: Path) -> None:
+    """Optuna's intermediate values: one line per trial, those ASHA stopped dashed."""
+    if study is None:
+        return _placeholder(path, "no Optuna study to draw learning curves from")
+    pruned = {f"Trial{t.number}" for t in study.trials if t.state == TrialState.PRUNED}
+    with _optuna_plot():
+        ax = optuna.visualization.matplotlib.plot_intermediate_values(study)
+        for line in ax.get_lines():
+            line.set_linestyle("--" if line.get_label() in pruned else "-")
+        title = "Learning curves, one line per trial (dashed: stopped early by ASHA)"
+        ax.set(xlabel="epoch", ylabel=target, title=title)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.figure.set_size_inches(8, 4.5)
+        _save(ax.figure, path)
+
+
+def plot_importance(study: optuna.Study | None, target: str, path: Path) -> None:
+    """Optuna's hyperparameter importance, from the trials that ran all their epochs."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if study else []
+    if len(complete) < 2:
+        return _placeholder(path, "too few trials ran all their epochs to rank hyperparameters")
+    with _optuna_plot():
+        try:
+            ax = optuna.visualization.matplotlib.plot_param_importances(study, target_name=target)
+        except (RuntimeError, ValueError) as exc:
+            return _placeholder(path, f"hyperparameters could not be ranked: {exc}")
+        if ax.get_legend():
+            ax.get_legend().remove()  # one bar per hyperparameter: the axis names the target
+        title = f"Hyperparameter importance ({len(complete)} trials that ran all epochs)"
+        ax.set_title(title, loc="left")  # replaces Optuna's, which is on the left
+        ax.set_xlabel(f"importance for {target}")
+        ax.figure.set_size_inches(7, 3.5)
+        _save(ax.figure, path)
+
+
+def plot_confusion_matrix(record: dict[str, Any], path: Path) -> None:
+    """The exported model's counts on test: rows the true class, columns the predicted one."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    labels, matrix = record["confusion_matrix"]["labels"], record["confusion_matrix"]["matrix"]
+    side = max(4.5, 0.7 * len(labels) + 2.5)
+    fig, ax = plt.subplots(figsize=(side, side))
+    display = ConfusionMatrixDisplay(np.asarray(matrix, dtype=int), display_labels=labels)
+    rotation = "vertical" if len(labels) > 6 else "horizontal"
+    display.plot(ax=ax, values_format="d", cmap="Blues", colorbar=False, xticks_rotation=rotation)
+    trial = f" (trial {record['trial_id']})" if record.get("trial_id") else ""
+    ax.set(
+        xlabel="predicted class",
+        ylabel="true class",
+        title=f"Confusion matrix on the test split\nof the exported model{trial}",
+    )
+    _save(fig, path)
+
+
+@contextmanager
+def _optuna_plot() -> Iterator[None]:
+    """Optuna's plots switch matplotlib to its ggplot style for good and warn that they are
+    experimental: both stay inside the plot drawn, relabelled and saved here."""
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _placeholder(path: Path, text: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    if not fig.get_layout_engine():
+        fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)

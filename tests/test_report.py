@@ -1,0 +1,213 @@
+"""The report from trial records, an exported model's record and a small Optuna study: no Ray."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import matplotlib
+import optuna
+import pandas as pd
+import pytest
+
+from search import report
+from search.layout import BEST_MODEL, REPORT_DIR, RESULT_FILE, SEARCH_FILE, STUDY_NAME
+from search.report import TrialRecord, best_value, per_class_table, trial_status, trials_table
+from search.report_plots import plot_confusion_matrix, plot_importance, plot_learning_curves
+from trainable.config import config_from_dict, hyperparameter_names
+
+LABELS = ["food", "sports", "tech"]
+RECORD = {
+    "trial_id": "abc_00001",
+    "metric": "eval_macro_f1",
+    "mode": "max",
+    "labels": LABELS,
+    "positive_label": None,
+    "test_metrics": {"test_loss": 0.41, "test_accuracy": 0.921, "test_macro_f1": 0.918},
+    "test_per_class": {
+        "food": {"precision": 0.9032, "recall": 0.9333, "f1": 0.918, "support": 30},
+        "sports": {"precision": 0.9677, "recall": 0.9375, "f1": 0.9524, "support": 32},
+        "tech": {"precision": 0.8929, "recall": 0.8929, "f1": 0.8929, "support": 28},
+    },
+    "confusion_matrix": {"labels": LABELS, "matrix": [[28, 1, 1], [0, 30, 2], [3, 0, 25]]},
+}
+
+
+def curve(scores: list[float], losses: list[float] | None = None) -> pd.DataFrame:
+    """A trial's per-epoch results as Tune records them."""
+    epochs = range(1, len(scores) + 1)
+    return pd.DataFrame(
+        {
+            "training_iteration": list(epochs),
+            "time_total_s": [10.0 * e for e in epochs],
+            "eval_macro_f1": scores,
+            "eval_loss": losses or [1.0 / e for e in epochs],
+        }
+    )
+
+
+def trial(trial_id: str, scores: list[float], epochs: int, **kwargs) -> TrialRecord:
+    params = {"learning_rate": 5e-5, "batch_size": 8, "epochs": epochs}
+    frame = curve(scores, **kwargs)
+    return TrialRecord(trial_id, params, trial_status("TERMINATED", params, frame), frame)
+
+
+def png(path) -> bytes:
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 5000, path
+    return data
+
+
+def test_the_table_names_its_columns_after_the_metric():
+    frame = trials_table([trial("a", [0.5, 0.7], 2)], "macro_f1", "max")
+    names = list(hyperparameter_names())
+    assert list(frame.columns) == ["trial", *names, "epochs_run", "status", "final_macro_f1",
+                                   "best_macro_f1", "best_loss", "wall_time_s"]  # fmt: skip
+    assert frame.equals(trials_table([trial("a", [0.5, 0.7], 2)], "eval_macro_f1", "max"))
+    assert not any("f1" in c for c in trials_table([], "mcc", "max").columns)
+
+
+def test_the_best_of_a_trial_follows_the_mode():
+    trials = [trial("a", [0.5, 0.8, 0.6], 3), trial("b", [0.4, 0.3], 2)]
+    high, low = trials_table(trials, "macro_f1", "max"), trials_table(trials, "macro_f1", "min")
+    assert list(high["best_macro_f1"]) == [0.8, 0.4]
+    assert list(low["best_macro_f1"]) == [0.5, 0.3]
+    assert list(high["final_macro_f1"]) == list(low["final_macro_f1"]) == [0.6, 0.3]
+
+
+def test_a_loss_ranked_search_takes_the_lowest_loss_once():
+    trials = [trial("a", [0.5, 0.6, 0.7], 3, losses=[0.9, 0.2, 0.4])]
+    frame = trials_table(trials, "loss", "min")
+    assert list(frame.columns).count("best_loss") == 1
+    assert frame.loc[0, "best_loss"] == 0.2 and frame.loc[0, "final_loss"] == 0.4
+
+
+def test_best_value_skips_what_is_not_a_score():
+    values = pd.Series([float("nan"), 0.3, float("inf"), 0.1])
+    assert best_value(values, "max") == 0.3 and best_value(values, "min") == 0.1
+    assert pd.isna(best_value(pd.Series(dtype=float), "max"))
+
+
+def test_status_follows_the_epochs_the_trial_ran():
+    params = {"learning_rate": 1e-4, "batch_size": 8, "epochs": 3}
+    assert trial_status("TERMINATED", params, curve([0.5, 0.6])) == "stopped early"
+    assert trial_status("TERMINATED", params, curve([0.5, 0.6, 0.7])) == "finished"
+    assert trial_status("ERROR", params, curve([0.5])) == "errored"
+    assert trial_status("PENDING", params, curve([0.5])) == "unfinished"
+    assert trial_status("PENDING", params, curve([])) == "not started"
+
+
+def test_status_asks_the_searchers_rule_what_stopped_early(monkeypatch):
+    seen = []
+    monkeypatch.setattr(report, "stopped_early", lambda p, r: seen.append((p, r)) or True)
+    params = {"learning_rate": 1e-4, "batch_size": 8, "epochs": 2}
+    assert trial_status("TERMINATED", params, curve([0.5, 0.6])) == "stopped early"
+    assert seen[0][0] is params and seen[0][1]["training_iteration"] == 2
+
+
+def test_per_class_table_holds_the_records_scores_in_label_order():
+    table = per_class_table(RECORD)
+    assert list(table["label"]) == LABELS
+    for row in table.to_dict("records"):
+        assert {k: row[k] for k in ("precision", "recall", "f1", "support")} == (
+            RECORD["test_per_class"][row["label"]]
+        )
+
+
+def small_study(cfg, direction: str = "maximize") -> optuna.Study:
+    """Four trials as the search records them: two COMPLETE, two PRUNED after one epoch."""
+    study = optuna.create_study(
+        study_name=STUDY_NAME,
+        storage=cfg.optuna_uri,
+        direction=direction,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    space = {
+        "learning_rate": optuna.distributions.FloatDistribution(1e-5, 3e-4, log=True),
+        "batch_size": optuna.distributions.CategoricalDistribution([8, 16, 32]),
+        "epochs": optuna.distributions.CategoricalDistribution([2, 3]),
+    }
+    for number, scores in enumerate([[0.6, 0.8], [0.5], [0.7, 0.75], [0.4]]):
+        t = study.ask(space)
+        for step, score in enumerate(scores, start=1):
+            t.report(score + number / 100, step)
+        if len(scores) > 1:
+            study.tell(t, scores[-1] + number / 100)
+        else:
+            study.tell(t, state=optuna.trial.TrialState.PRUNED)
+    return study
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    overrides = {"output": str(tmp_path), "data.labels": LABELS}
+    return config_from_dict({}, overrides | {"search.metric": "macro_f1", "search.mode": "max"})
+
+
+def test_the_study_plots_stay_quiet_and_leave_the_style_alone(cfg, tmp_path):
+    study = small_study(cfg)
+    style = dict(matplotlib.rcParams)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plot_learning_curves(study, "validation macro_f1", tmp_path / "curves.png")
+        plot_importance(study, "validation macro_f1", tmp_path / "importance.png")
+    assert not [w for w in caught if issubclass(w.category, optuna.exceptions.ExperimentalWarning)]
+    assert dict(matplotlib.rcParams) == style  # Optuna's ggplot style did not leak
+    png(tmp_path / "curves.png")
+    png(tmp_path / "importance.png")
+
+
+@pytest.mark.parametrize("labels", [LABELS, ["ham", "spam"], [f"topic {i}" for i in range(8)]])
+def test_the_confusion_matrix_is_drawn_for_any_number_of_classes(labels, tmp_path):
+    matrix = [[10 if i == j else i + j for j in range(len(labels))] for i in range(len(labels))]
+    record = {"trial_id": "t", "confusion_matrix": {"labels": labels, "matrix": matrix}}
+    plot_confusion_matrix(record, tmp_path / "matrix.png")
+    png(tmp_path / "matrix.png")
+
+
+def test_write_report_adds_the_exported_models_scores(cfg, monkeypatch):
+    trials = [trial("a_00000", [0.6, 0.8], 2), trial("a_00001", [0.5], 3)]
+    monkeypatch.setattr(report, "load_trials", lambda c, name: trials)
+    small_study(cfg)
+    folder = report.write_report(cfg, "search-1", RECORD)
+    assert folder == cfg.output_dir / REPORT_DIR
+    frame = pd.read_csv(folder / "trials.csv")
+    assert list(frame["status"]) == ["finished", "stopped early"]
+    assert list(frame["best_macro_f1"]) == [0.8, 0.5]
+    assert len((folder / "trials.md").read_text().splitlines()) == 2 + len(trials)
+    for name in ("history", "hyperparameters", "learning_curves", "importance"):
+        png(folder / f"{name}.png")
+    per_class = pd.read_csv(folder / "per_class.csv").set_index("label")
+    assert list(per_class.index) == LABELS
+    for label, scores in RECORD["test_per_class"].items():
+        assert per_class.loc[label].to_dict() == pytest.approx(scores)
+    assert "| sports | 0.9677 | 0.9375 | 0.9524 | 32 |" in (folder / "per_class.md").read_text()
+    png(folder / "confusion_matrix.png")
+
+    report.write_report(cfg, "search-1", None)  # no model exported: no stale model scores
+    assert not (folder / "per_class.csv").exists()
+    assert not (folder / "confusion_matrix.png").exists()
+
+
+def test_the_command_reads_a_moved_folder(cfg, tmp_path, monkeypatch):
+    moved = tmp_path / "moved"
+    (moved / BEST_MODEL).mkdir(parents=True)
+    saved = cfg.to_dict() | {"output": str(tmp_path / "where-it-ran")}
+    (moved / SEARCH_FILE).write_text(json.dumps({"name": "search-1", "config": saved}))
+    (moved / BEST_MODEL / RESULT_FILE).write_text(json.dumps(RECORD))
+    seen = []
+
+    def load_trials(c, name):
+        seen.append((c.output_dir, name))
+        return [trial("a_00000", [0.6, 0.8], 2)]
+
+    monkeypatch.setattr(report, "load_trials", load_trials)
+    assert report.main([str(moved)]) == 0
+    assert seen == [(moved, "search-1")]
+    assert (moved / REPORT_DIR / "per_class.csv").is_file()
+
+
+def test_the_command_refuses_a_folder_without_a_search(tmp_path, capsys):
+    assert report.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and SEARCH_FILE in err and err.count("\n") == 1
