@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from transformers import AutoConfig, TrainerCallback, TrainingArguments
 
-from trainable import data
+from trainable import data, task
 from trainable.config import Config, load_config
-from trainable.metrics import predict_split
+from trainable.metrics import ClassificationMetrics, predict_split
 from trainable.model import load_tokenizer, model_path
 
 # Same data, split, model, space, trial budget and seed for every contender.
@@ -28,8 +28,15 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def config_for(setting: str) -> Config:
+    """The setting's config, resolved against the data as the search resolves it."""
     spec = SETTINGS[setting]
-    return load_config(None, {"search.trials": spec["trials"], **spec["overrides"]})
+    cfg = load_config(None, {"search.trials": spec["trials"], **spec["overrides"]})
+    labels = data.prepare(cfg.data, cfg.seed)["train"].features[data.LABEL].names
+    return task.resolve(cfg, labels)
+
+
+def metrics_for(cfg: Config) -> ClassificationMetrics:
+    return ClassificationMetrics(cfg.data.labels, cfg.data.positive_label)
 
 
 def cli_args(setting: str) -> list[str]:
@@ -72,10 +79,10 @@ def load_classifier(folder: Path | str):
     return AutoModelForSequenceClassification.from_pretrained(folder)
 
 
-def score_on_test(model, tokenizer, test, batch_size: int) -> dict[str, Any]:
+def score_on_test(model, tokenizer, test, cfg: Config, batch_size: int) -> dict[str, Any]:
     """Test loss and metrics (`test_*`), and `test_wrong`: the test rows the model gets wrong,
     so that models can be compared message by message, not only by score."""
-    metrics, predicted = predict_split(model, tokenizer, test, batch_size, "test")
+    metrics, predicted = predict_split(model, tokenizer, test, batch_size, "test", metrics_for(cfg))
     wrong = np.flatnonzero(predicted != np.asarray(test[data.LABEL]))
     return {**metrics, "test_wrong": wrong.tolist()}
 

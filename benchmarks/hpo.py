@@ -27,7 +27,8 @@ from benchmarks.common import (
     write_result,
 )
 from search.layout import BEST_MODEL, RESULT_FILE, SEARCH_FILE
-from trainable.train_loop import OBJECTIVE
+from search.selection import Ranking
+from trainable.config import Config, config_from_dict
 
 SEARCH_DIR = "hpo-search"  # the search's --output, under the contender's folder
 
@@ -73,12 +74,12 @@ def score_trials(result: dict, setting: str, exported: Path) -> None:
     result["test_metrics"]["test_wrong"] = score(exported)["test_wrong"]
 
 
-def trial_ends(output: Path, experiment: str) -> dict[str, float]:
+def trial_ends(cfg: Config) -> dict[str, float]:
     """Unix time each trial ended, by trial id: when Tune closed the trial's MLflow run."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{output / 'mlflow.db'}")
-    found = client.get_experiment_by_name(experiment)
+    client = mlflow.MlflowClient(tracking_uri=cfg.tracking_uri)
+    found = client.get_experiment_by_name(cfg.tracking.experiment)
     runs = client.search_runs([found.experiment_id], "tags.trial_name != ''") if found else []
     return {
         run.data.tags["trial_name"].rsplit("_", 1)[-1]: run.info.end_time / 1000
@@ -96,17 +97,21 @@ def test_scorer(setting: str):
     def score(checkpoint: Path | str) -> dict:
         """A Ray checkpoint folder, or an exported model folder."""
         model = load_classifier(checkpoint)
-        return score_on_test(model, tokenizer, splits["test"], cfg.train.eval_batch_size)
+        return score_on_test(model, tokenizer, splits["test"], cfg, cfg.train.eval_batch_size)
 
     return score
 
 
-def best_checkpoint(frame, metric: str) -> dict | None:
-    """A trial's best report by the selection metric: its checkpoint and validation scores."""
-    reported = frame.dropna(subset=[metric, CHECKPOINT_PATH_KEY])
-    if reported.empty:
+def best_checkpoint(frame, ranking: Ranking) -> dict | None:
+    """A trial's best report as the search ranks them: its checkpoint and validation scores."""
+    reported = [
+        row
+        for row in frame.to_dict("records")
+        if isinstance(row.get(CHECKPOINT_PATH_KEY), str) and ranking.key(row) is not None
+    ]
+    if not reported:
         return None
-    row = reported.loc[reported[metric].idxmax()]
+    row = max(reported, key=ranking.key)
     return {
         "checkpoint": row[CHECKPOINT_PATH_KEY],
         "epoch": int(row["training_iteration"]),
@@ -117,8 +122,9 @@ def best_checkpoint(frame, metric: str) -> dict | None:
 
 def collect(output: Path, started: float, ended: float) -> dict:
     search = json.loads((output / SEARCH_FILE).read_text())
+    cfg = config_from_dict(search["config"], {"output": str(output)})
     best = json.loads((output / BEST_MODEL / RESULT_FILE).read_text())
-    analysis = ExperimentAnalysis(str(output / "ray_results" / search["name"]))
+    analysis = ExperimentAnalysis(cfg.experiment_path(search["name"]))
     trials = []
     for trial in analysis.trials:
         frame = analysis.trial_dataframes.get(trial.trial_id)
@@ -145,10 +151,10 @@ def collect(output: Path, started: float, ended: float) -> dict:
                     {"time": float(t), "eval_f1": float(f)}
                     for t, f in zip(frame["timestamp"], frame["eval_f1"], strict=True)
                 ],
-                "best": best_checkpoint(frame, OBJECTIVE),
+                "best": best_checkpoint(frame, Ranking.of(cfg.search)),
             }
         )
-    ends = trial_ends(output, search["config"]["tracking"]["experiment"])
+    ends = trial_ends(cfg)
     for trial in trials:
         if trial["trial"] in ends:
             trial["end"] = ends[trial["trial"]]

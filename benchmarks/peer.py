@@ -17,14 +17,14 @@ from benchmarks.common import (
     EvalClock,
     config_for,
     cpu_training_args,
+    metrics_for,
     parse_args,
     score_on_test,
     tokenized_splits,
     write_result,
 )
-from trainable.metrics import compute_metrics
+from search.selection import metric_key
 from trainable.model import load_model
-from trainable.train_loop import objective
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
         eval_dataset=splits["validation"],
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=compute_metrics,
+        compute_metrics=metrics_for(cfg),
         callbacks=[clock],
     )
     low, high = cfg.space.learning_rate
@@ -62,7 +62,7 @@ def main() -> None:
         }
 
     def score(metrics: dict) -> float:
-        return objective(metrics, cfg.search.metric, cfg.search.mode, cfg.search.tie_breaker)
+        return metrics[metric_key(cfg.search.metric)]  # what finetune-hpo's Optuna sees
 
     best = trainer.hyperparameter_search(
         direction="maximize" if cfg.search.mode == "max" else "minimize",
@@ -74,7 +74,7 @@ def main() -> None:
     )
     (checkpoint,) = sorted(Path(scratch, f"run-{best.run_id}").glob("checkpoint-*"))
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
-    test = score_on_test(model, tokenizer, splits["test"], cfg.train.eval_batch_size)
+    test = score_on_test(model, tokenizer, splits["test"], cfg, cfg.train.eval_batch_size)
     # HF numbers trials from 0 and scores a trial by its last evaluation.
     best_val = [e["eval_f1"] for e in clock.evals if e["trial"] == int(best.run_id) + 1][-1]
     shutil.rmtree(scratch, ignore_errors=True)

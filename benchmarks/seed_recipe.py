@@ -18,11 +18,11 @@ from benchmarks.common import (
     benchmark_parser,
     config_for,
     cpu_training_args,
+    metrics_for,
     score_on_test,
     tokenized_splits,
     write_result,
 )
-from trainable.metrics import compute_metrics
 from trainable.model import load_model
 from trainable.train_loop import WorkCallback
 
@@ -53,11 +53,11 @@ def main() -> None:
             eval_dataset=validation,
             processing_class=tokenizer,
             data_collator=default_data_collator,
-            compute_metrics=compute_metrics,
+            compute_metrics=metrics_for(cfg),
             callbacks=[clock, work],
         )
         trainer.train()
-    test = score_on_test(trainer.model, tokenizer, splits["test"], 64)
+    test = score_on_test(trainer.model, tokenizer, splits["test"], cfg, 64)
     result = {
         "hyperparameters": {"learning_rate": 5e-5, "batch_size": 8, "epochs": 3},
         "best_val_f1": clock.evals[-1]["eval_f1"] if validation else None,

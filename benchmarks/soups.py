@@ -22,9 +22,8 @@ import numpy as np
 import torch
 from transformers import DataCollatorWithPadding
 
-from benchmarks.common import SETTINGS, config_for, load_classifier, tokenized_splits
+from benchmarks.common import SETTINGS, config_for, load_classifier, metrics_for, tokenized_splits
 from trainable import data
-from trainable.metrics import compute_metrics
 
 RESULTS = Path(__file__).parent / "results"
 SPLITS = ("validation", "test")
@@ -41,7 +40,9 @@ class Scorer:
     """Logits, spam F1 and loss of a model on validation and test, batches padded once."""
 
     def __init__(self, setting: str, batch_size: int = 64):
-        tokenizer, splits = tokenized_splits(config_for(setting))
+        cfg = config_for(setting)
+        tokenizer, splits = tokenized_splits(cfg)
+        self.metrics = metrics_for(cfg)
         collate = DataCollatorWithPadding(tokenizer)
         columns = ("input_ids", "attention_mask")
         self.batches, self.labels = {}, {}
@@ -68,7 +69,7 @@ class Scorer:
                 torch.from_numpy(value), torch.from_numpy(labels)
             )
             out[name] = {
-                "f1": compute_metrics((value, labels))["f1"],
+                "f1": self.metrics((value, labels))["f1"],
                 "loss": float(loss),
                 "wrong": int((value.argmax(-1) != labels).sum()),
             }

@@ -44,6 +44,12 @@ def _messages(n_ham=40, n_spam=10):
     ]
 
 
+def _three_classes(n=20):
+    return [
+        {"text": f"{word} {i}", "label": word} for i in range(n) for word in ("a", "b", "c")
+    ]
+
+
 CASES = {
     "missing config": (["--config", "configs/nope.yaml"], ["does not exist"]),
     "unknown key": (["--set", "search.trails=2"], ["did you mean search.trials?"]),
@@ -83,18 +89,36 @@ def test_unparsable_config_names_the_line(tmp_path):
     ("rows", "overrides", "words"),
     [
         (_messages(), ["--set", "data.text_column=body"], ["no column 'body'", "text_column"]),
-        (_messages() + [{"text": "x", "label": "eggs"}], [], ["eggs", "data.labels"]),
+        (
+            _messages() + [{"text": "x", "label": "eggs"}],
+            ["--set", "data.labels=[ham,spam]"],
+            ["eggs", "data.labels"],
+        ),
+        (_messages(), ["--set", "data.labels=[ham,spam,eggs]"], ["eggs", "never occurs"]),
+        (_messages(), ["--set", "data.positive_label=eggs"], ["eggs", "not a label"]),
+        (_messages(), ["--metric", "auc"], ["search.metric", "macro_f1"]),
+        (_three_classes(), ["--metric", "f1"], ["3 classes", "use macro_f1"]),
         (_messages(n_spam=0), [], ["single class"]),
         (_messages(n_ham=2, n_spam=1), ["--set", "data.max_rows=null"], ["too small"]),
         ([], [], ["empty"]),
     ],
-    ids=["missing column", "unknown label", "single class", "too small", "empty"],
+    ids=[
+        "missing column",
+        "unknown label",
+        "label never occurs",
+        "positive label not a label",
+        "unknown metric",
+        "binary metric on three classes",
+        "single class",
+        "too small",
+        "empty",
+    ],
 )
 def test_bad_data_is_refused(rows, overrides, words, tmp_path, spam_csv):
     path = spam_csv(rows) if rows else str(tmp_path / "empty.csv")
     if not rows:
         (tmp_path / "empty.csv").write_text("text,label\n")
-    _refuse(tmp_path, "--set", f"data.source={path}", *overrides, words=words)
+    _refuse(tmp_path, "--data", path, *overrides, words=words)
 
 
 def test_unreachable_mlflow_and_ray_are_refused_before_training(tmp_path):

@@ -90,7 +90,16 @@ def _write(tmp_path, rows, name="d.csv"):
     [
         (_rows(), {"text_column": "body", "label_column": "kind"}, "no column 'body'"),
         (_rows(), {"text_column": "message"}, "no column 'label'"),
-        ([{"text": "a", "label": "ham"}, {"text": "b", "label": "eggs"}], {}, "eggs"),
+        (
+            [{"text": "a", "label": "ham"}, {"text": "b", "label": "eggs"}],
+            {"labels": ["ham", "spam"]},
+            "eggs",
+        ),
+        (
+            _rows(),
+            {"text_column": "message", "label_column": "kind", "labels": ["ham", "spam", "eggs"]},
+            "eggs, which never occurs",
+        ),
         ([{"text": f"m{i}", "label": "ham"} for i in range(30)], {}, "single class"),
         ([{"text": "a", "label": "ham"}, {"text": "b", "label": "spam"}], {}, "too small"),
     ],
@@ -111,3 +120,20 @@ def test_missing_empty_and_unknown_sources(tmp_path):
         data.prepare(DataConfig(source=str(empty)), seed=0)
     with pytest.raises(DataError, match="could not load hub dataset"):
         data.load_raw(DataConfig(source="no-such-user/no-such-dataset"))
+
+
+def test_labels_are_read_from_the_data_sorted_unless_configured(tmp_path):
+    rows = [{"text": f"m{i}", "topic": t} for i in range(10) for t in ("tech", "food", "sports")]
+    source = _write(tmp_path, rows)
+    read = data.prepare(DataConfig(source=source, label_column="topic"), seed=0)
+    assert read["train"].features["label"].names == ["food", "sports", "tech"]
+    configured = DataConfig(source=source, label_column="topic", labels=["tech", "food", "sports"])
+    ds = data.normalize(data.load_raw(configured), configured)
+    assert ds.features["label"].names == ["tech", "food", "sports"]
+    assert [ds.features["label"].int2str(i) for i in ds["label"][:3]] == ["tech", "food", "sports"]
+
+
+def test_numeric_labels_sort_as_numbers(tmp_path):
+    rows = [{"text": f"m{i}", "label": v} for i in range(10) for v in (10, 2, 0)]
+    ds = data.normalize(data.load_raw(DataConfig(source=_write(tmp_path, rows))), DataConfig())
+    assert ds.features["label"].names == ["0", "2", "10"]

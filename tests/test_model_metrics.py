@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 
 from trainable.config import ModelConfig
-from trainable.metrics import compute_metrics
+from sklearn.metrics import f1_score, matthews_corrcoef
+
+from trainable.metrics import ClassificationMetrics
 from trainable.model import load_model, load_tokenizer
-from trainable.train_loop import objective
+
+BINARY = ClassificationMetrics(["ham", "spam"], "spam")
 
 
 def test_embedded_model_gets_the_label_map():
@@ -37,23 +40,61 @@ def test_unknown_model_is_a_config_error(tmp_path):
         load_tokenizer(ModelConfig(name=str(tmp_path / "no-model")))
 
 
-def test_metrics_score_spam_as_the_positive_class():
-    logits = np.array([[0, 1], [0, 1], [1, 0], [1, 0], [0, 1]])
-    labels = np.array([1, 0, 0, 1, 1])
-    metrics = compute_metrics((logits, labels))
-    assert metrics["accuracy"] == pytest.approx(3 / 5)
-    assert metrics["precision"] == pytest.approx(2 / 3)
-    assert metrics["recall"] == pytest.approx(2 / 3)
-    assert metrics["f1"] == pytest.approx(2 / 3)
+def test_binary_scores_are_about_the_positive_class_with_precision_and_recall_apart():
+    # spam is id 1: 3 predicted spam, 2 of them right; 4 real spam, 2 of them caught
+    predictions = np.array([1, 1, 1, 0, 0, 0, 0])
+    references = np.array([1, 1, 0, 1, 1, 0, 0])
+    scores = ClassificationMetrics(["ham", "spam"], "spam").scores(predictions, references)
+    assert scores["precision"] == pytest.approx(2 / 3)
+    assert scores["recall"] == pytest.approx(2 / 4)
+    assert scores["f1"] == pytest.approx(2 * (2 / 3) * (2 / 4) / (2 / 3 + 2 / 4))
+    assert scores["precision_spam"] == scores["precision"]
+    assert scores["recall_ham"] == pytest.approx(2 / 3)
 
 
-def test_objective_breaks_f1_ties_by_lower_loss_without_overturning_f1():
-    a = objective({"eval_f1": 0.96, "eval_loss": 0.05}, "eval_f1", "max", "eval_loss")
-    b = objective({"eval_f1": 0.96, "eval_loss": 0.20}, "eval_f1", "max", "eval_loss")
-    c = objective({"eval_f1": 0.97, "eval_loss": 0.90}, "eval_f1", "max", "eval_loss")
-    assert c > a > b
-    assert objective({"eval_f1": 0.5}, "eval_f1", "max", None) == 0.5
-    assert objective({"eval_loss": 0.3, "x": 1.0}, "eval_loss", "min", "x") > 0.3
+def test_the_positive_class_may_be_id_0():
+    predictions = np.array([0, 0, 0, 1, 1, 1, 1])
+    references = np.array([0, 0, 1, 0, 0, 1, 1])
+    scores = ClassificationMetrics(["spam", "ham"], "spam").scores(predictions, references)
+    assert scores["precision"] == pytest.approx(2 / 3)  # of the 3 predicted spam (id 0)
+    assert scores["recall"] == pytest.approx(2 / 4)
+    assert scores["f1"] == pytest.approx(f1_score(references, predictions, pos_label=0))
+
+
+def test_multi_class_scores_are_scikit_learns_and_not_one_class_f1():
+    # Every prediction is a wrong class but for class 1: the old F1 of label id 1 scored 1.0.
+    predictions = np.array([2, 1, 0, 2, 1, 0])
+    references = np.array([0, 1, 2, 0, 1, 2])
+    metrics = ClassificationMetrics(["sports", "tech", "food"])
+    scores = metrics((np.eye(3)[predictions], references))
+    assert "f1" not in scores and "precision" not in scores
+    assert scores["accuracy"] == pytest.approx(1 / 3)
+    assert scores["macro_f1"] == pytest.approx(f1_score(references, predictions, average="macro"))
+    assert scores["macro_f1"] == pytest.approx(1 / 3)
+    assert scores["weighted_f1"] == pytest.approx(
+        f1_score(references, predictions, average="weighted")
+    )
+    assert scores["mcc"] == pytest.approx(matthews_corrcoef(references, predictions))
+    assert (scores["f1_sports"], scores["f1_tech"], scores["f1_food"]) == (0, 1, 0)
+    per_class = metrics.per_class({f"test_{k}": v for k, v in scores.items()}, "test", [2, 2, 2])
+    assert per_class["tech"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+
+
+def test_balanced_class_weights_make_each_class_weigh_the_same_in_the_loss():
+    import torch
+
+    from trainable.loss import BalancedLoss
+
+    train_labels = [0] * 90 + [1] * 10
+    loss = BalancedLoss(train_labels, num_classes=2)
+    assert loss.weight.tolist() == pytest.approx([100 / (2 * 90), 100 / (2 * 10)])
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.5], [-1.0, 1.0]])
+    labels = torch.tensor([0, 1, 1])
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=loss.weight)
+    assert loss({"logits": logits}, labels).item() == pytest.approx(expected.item())
+    assert loss({"logits": logits}, labels).item() != pytest.approx(
+        torch.nn.functional.cross_entropy(logits, labels).item()
+    )
 
 
 def test_a_checkpoint_taken_at_the_end_of_training_gives_back_its_last_evaluation(tmp_path):
@@ -74,7 +115,7 @@ def test_a_checkpoint_taken_at_the_end_of_training_gives_back_its_last_evaluatio
     Trainer(
         model=load_model(cfg, ["ham", "spam"], tokenizer), args=args,
         train_dataset=splits["train"], eval_dataset=splits["validation"],
-        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=BINARY,
     ).train()  # fmt: skip
     first, last = sorted(tmp_path.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     assert finished_metrics(first) is None
@@ -118,9 +159,10 @@ def test_a_trial_trains_to_the_same_weights_every_time(tmp_path):
 
     from trainable import data
     from trainable.config import Config, DataConfig
+    from trainable.task import resolve
     from trainable.train_loop import Hyperparameters, build_trainer
 
-    cfg = Config(model=ModelConfig(tiny=True), seed=7)
+    cfg = resolve(Config(model=ModelConfig(tiny=True), seed=7), ["ham", "spam"])
     tokenizer = load_tokenizer(cfg.model)
     splits = data.tokenize(data.prepare(DataConfig(max_rows=200), seed=0), tokenizer, 32)
     hp = Hyperparameters(learning_rate=1e-3, batch_size=32, epochs=1)

@@ -8,13 +8,17 @@ from pathlib import Path
 
 import mlflow
 import optuna
+import pytest
 import torch
 from safetensors.torch import load_file
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from transformers import pipeline
 
 from search.layout import RESULT_FILE
 from search.refit import RUN_NAME as REFIT_RUN
 from search.tracking import PARENT_TAG, SEARCH_TAG
+from trainable import data
+from trainable.config import config_from_dict
 
 
 def test_cli_prints_the_summary(tiny_search):
@@ -23,7 +27,15 @@ def test_cli_prints_the_summary(tiny_search):
     assert f"exported model: {tiny_search / 'best_model'}" in log
     assert "disk used: " in log
     assert "MLflow runs: open http://127.0.0.1:" in log
-    assert "sample: WINNER!!" in log
+    assert "labels: ham, spam (2 classes, read from the data)" in log
+    assert "ranking: validation f1 of spam (max), ties to the better loss" in log
+    assert "per class on test:" in log and "confusion matrix on test" in log
+    # The sample is a test message of the rarest class (spam), not a hard-coded text.
+    sample = log.split("sample (a test message): ")[1].split(" -> ")[0].removesuffix("...")
+    cfg = config_from_dict(json.loads((tiny_search / "search.json").read_text())["config"])
+    test = data.prepare(cfg.data, cfg.seed)["test"]
+    spam = [row["text"] for row in test if row["label"] == 1]
+    assert spam[0].startswith(sample)
     # Live progress: a line per trial event and a tally, not Ray's tables or worker logs.
     assert "trial 1/2 (" in log and "started: learning_rate=" in log
     assert " epoch 1/" in log and "2/2 done |" in log
@@ -75,9 +87,24 @@ def test_export_records_hyperparameters_validation_and_test_metrics(tiny_search)
     assert record["hyperparameters"]["batch_size"] in (16, 32)
     assert 1 <= record["best_epoch"] <= record["hyperparameters"]["epochs"]
     assert "eval_f1" in record["validation_metrics"]
+    assert record["metric"] == "eval_f1" and record["positive_label"] == "spam"
     test = record["test_metrics"]
-    assert set(test) == {"test_loss", "test_accuracy", "test_precision", "test_recall", "test_f1"}
-    assert 0.0 <= test["test_accuracy"] <= 1.0
+    assert {"test_loss", "test_accuracy", "test_precision", "test_recall", "test_f1"} <= set(test)
+    assert {"test_macro_f1", "test_mcc", "test_f1_ham", "test_f1_spam"} <= set(test)
+    # The scores are scikit-learn's on the exported model's own test predictions, spam positive.
+    cfg = config_from_dict(json.loads((tiny_search / "search.json").read_text())["config"])
+    texts = data.prepare(cfg.data, cfg.seed)["test"]
+    classify = pipeline("text-classification", model=str(tiny_search / "best_model"))
+    predicted = [p["label"] for p in classify(list(texts["text"]), truncation=True)]
+    truth = [texts.features["label"].int2str(i) for i in texts["label"]]
+    assert test["test_accuracy"] == pytest.approx(accuracy_score(truth, predicted))
+    assert test["test_f1"] == pytest.approx(f1_score(truth, predicted, pos_label="spam"))
+    assert test["test_recall"] == pytest.approx(recall_score(truth, predicted, pos_label="spam"))
+    assert (
+        record["confusion_matrix"]["matrix"]
+        == confusion_matrix(truth, predicted, labels=["ham", "spam"]).tolist()
+    )
+    assert record["test_per_class"]["spam"]["support"] == truth.count("spam")
 
 
 def test_optuna_study_has_one_trial_per_tune_trial(tiny_search):
@@ -132,9 +159,10 @@ def test_search_run_holds_report_test_metrics_and_the_registered_model(tiny_sear
     parent = client.get_run(search["mlflow_run_id"])
     assert parent.info.status == "FINISHED"
     assert parent.data.tags[SEARCH_TAG] == search["name"]
-    assert "test_f1" in parent.data.metrics
+    assert {"test_f1", "test_f1_spam", "test_macro_f1"} <= set(parent.data.metrics)
     report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
-    assert {"report/trials.csv", "report/history.png"} <= report
+    assert {"report/trials.csv", "report/history.png", "report/confusion_matrix.png"} <= report
+    assert {"report/per_class.csv"} <= report
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model("models:/spam-classifier/latest")
     predictions = model.predict(["WINNER!! Claim your prize", "see you at lunch"])

@@ -115,8 +115,8 @@ def normalize(ds: Dataset, cfg: DataConfig) -> Dataset:
     counts = Counter(ids)
     if len(counts) < 2:
         raise DataError(
-            f"the label column {cfg.label_column!r} has a single value ({labels[ids[0]]}): "
-            "a classifier needs examples of at least two classes"
+            f"the label column {cfg.label_column!r} holds a single class ({labels[ids[0]]}): "
+            "a classifier needs examples of at least two"
         )
     missing = [name for i, name in enumerate(labels) if counts[i] == 0]
     if missing:

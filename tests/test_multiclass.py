@@ -1,0 +1,120 @@
+"""Your own data with three and four classes, through the real CLI: labels read from the data,
+ranked by macro-F1, per-class scores and a confusion matrix that scikit-learn agrees with."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import mlflow
+import numpy as np
+import optuna
+import pytest
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+from transformers import pipeline
+
+from search.layout import RESULT_FILE
+from tests.conftest import TINY, run_cli
+from trainable import data
+from trainable.config import config_from_dict
+
+TOPICS = {
+    "sports": "goal match team score league coach player win season stadium",
+    "tech": "laptop software code chip cloud app server update battery screen",
+    "food": "pasta recipe dinner bread cheese soup spicy oven salad dessert",
+    "travel": "flight hotel beach passport train museum island tour luggage map",
+}
+FILLER = "the a today really new great my our this that is was with for".split()
+
+
+def write_topics(path, topics, per_class=60, seed=0):
+    """A CSV of short messages whose topic shows in their words (columns text, topic)."""
+    rng = random.Random(seed)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "topic"])
+        for i in range(per_class * len(topics)):
+            topic = topics[i % len(topics)]
+            words = rng.sample(TOPICS[topic].split(), 3) + rng.sample(FILLER, 4)
+            rng.shuffle(words)
+            writer.writerow([" ".join(words), topic])
+    return path
+
+
+@pytest.fixture(scope="module", params=[3, 4], ids=["3 classes", "4 classes"])
+def topic_search(request, tmp_path_factory):
+    topics = list(TOPICS)[: request.param]
+    folder = tmp_path_factory.mktemp(f"topics{request.param}")
+    source = write_topics(folder / "topics.csv", topics)
+    output = folder / "out"
+    proc = run_cli(
+        "--config", str(TINY), "--data", str(source), "--label-column", "topic",
+        "--trials", "1", "--output", str(output), "--set", "space.epochs=[2]",
+        "--set", "space.learning_rate=[2e-3, 5e-3]",
+    )  # fmt: skip
+    if proc.returncode != 0:
+        pytest.fail(f"search failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr}")
+    return output, sorted(topics), proc.stdout
+
+
+def test_labels_come_from_the_data_and_trials_rank_by_macro_f1(topic_search):
+    output, labels, log = topic_search
+    assert f"labels: {', '.join(labels)} ({len(labels)} classes, read from the data)" in log
+    assert "ranking: validation macro_f1 (max), ties to the better loss" in log
+    record = json.loads((output / "best_model" / RESULT_FILE).read_text())
+    assert record["metric"] == "eval_macro_f1" and record["mode"] == "max"
+    assert record["labels"] == labels and record["positive_label"] is None
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{output / 'optuna.db'}")
+    (trial,) = study.get_trials(deepcopy=False)
+    # What Optuna was told is the macro-F1 of the epoch, not one class's F1.
+    assert trial.value == pytest.approx(record["validation_metrics"]["eval_macro_f1"])
+    assert "eval_f1" not in record["validation_metrics"]
+    assert {f"eval_f1_{label}" for label in labels} <= set(record["validation_metrics"])
+
+
+def test_test_scores_and_confusion_matrix_are_scikit_learns_on_the_exported_model(topic_search):
+    output, labels, _ = topic_search
+    record = json.loads((output / "best_model" / RESULT_FILE).read_text())
+    cfg = config_from_dict(json.loads((output / "search.json").read_text())["config"])
+    test = data.prepare(cfg.data, cfg.seed)["test"]
+    classify = pipeline("text-classification", model=str(output / "best_model"))
+    predicted = [labels.index(p["label"]) for p in classify(list(test["text"]))]
+    truth = list(test["label"])
+    assert record["confusion_matrix"] == {
+        "labels": labels,
+        "matrix": confusion_matrix(truth, predicted, labels=range(len(labels))).tolist(),
+    }
+    scores = record["test_metrics"]
+    assert scores["test_macro_f1"] == pytest.approx(f1_score(truth, predicted, average="macro"))
+    assert scores["test_accuracy"] == pytest.approx(np.mean(np.equal(truth, predicted)))
+    assert "test_f1" not in scores  # no positive class among several
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, labels=range(len(labels)), zero_division=0
+    )
+    for i, label in enumerate(labels):
+        assert record["test_per_class"][label] == pytest.approx(
+            {"precision": precision[i], "recall": recall[i], "f1": f1[i], "support": support[i]}
+        )
+
+
+def test_outputs_carry_the_per_class_scores_and_names_fit_the_data(topic_search):
+    output, labels, log = topic_search
+    for label in labels:
+        assert f"    {label} " in log  # the per-class table of the summary
+    assert "confusion matrix on test (rows: true class, columns: predicted)" in log
+    sample = log.split("sample (a test message): ")[1].split(" -> ")[0]
+    assert sample in (output.parent / "topics.csv").read_text()
+    assert "WINNER" not in log
+    report = output / "report"
+    assert (report / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
+    assert "per_class.csv" in {p.name for p in report.iterdir()}
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{output / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("finetune-hpo")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    search = json.loads((output / "search.json").read_text())
+    parent = client.get_run(search["mlflow_run_id"])
+    assert {f"test_f1_{label}" for label in labels} | {"test_macro_f1"} <= set(parent.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "test_confusion_matrix.json" in artifacts
+    assert client.get_registered_model("topics-classifier").name == "topics-classifier"
