@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
 from pathlib import Path
 
@@ -34,6 +35,11 @@ def connect(cfg: Config) -> None:
         # Ray starts workers at nice 15, so on a shared workstation the trials, which are the
         # work, would yield to anything else; `ray job submit` drivers run at 0 for the same reason.
         local = {"dashboard_port": port, "_system_config": {"worker_niceness": 0}}
+        # Tune hands the driver's AWS keys to every trial in its runtime env
+        # (ray/tune/execution/class_cache.py), and Ray's runtime env agent logs each runtime env
+        # whole at INFO: the Ray started here, which inherits this environment, logs warnings
+        # and errors only. A cluster started by `ray start` keeps the level it was started with.
+        os.environ.setdefault("RAY_LOGGER_LEVEL", "warning")
         runtime_env = {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}
     else:
         runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)]}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -35,11 +37,15 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900)
 
 
 # Planted in the search's environment; no file, log, param or tag may ever contain them.
-SECRETS = {
+PLANTED_ENV = {
     "MLFLOW_TRACKING_TOKEN": "planted-mlflow-token-5f1c",
     "DATABRICKS_TOKEN": "planted-databricks-token-9a2e",
     "AWS_SECRET_ACCESS_KEY": "planted-aws-secret-77d0",
 }
+# Planted in the user info of --tracking-uri (http://user:password@host), a form MLflow accepts
+# and the unauthenticated test server ignores.
+URI_PASSWORD = "planted-uri-password-3b9c"
+SECRETS = {**PLANTED_ENV, "the tracking URI's password": URI_PASSWORD}
 
 
 @pytest.fixture(scope="session")
@@ -77,17 +83,28 @@ def mlflow_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_search(tmp_path_factory, mlflow_server) -> Path:
+def ray_tmpdir():
+    """Ray's temp folder for the CLI searches, so that a test can read their session logs: short,
+    as Ray's unix sockets live under it and their paths may not pass 107 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_search(tmp_path_factory, mlflow_server, ray_tmpdir) -> Path:
     """One real search of the tiny model: 2 trials at once sharing the CPUs as the default config
-    does, local Ray, logged to the MLflow server, with secrets planted in its environment, its
-    winner refit on train + validation. Returns its output folder."""
+    does, local Ray, logged to the MLflow server through a URI with a user and password, with
+    secrets planted in its environment, its winner refit on train + validation. Ray and every
+    other temp file of the search live in ray_tmpdir. Returns its output folder."""
     output = tmp_path_factory.mktemp("search") / "out"
+    uri = mlflow_server[0].replace("http://", f"http://someuser:{URI_PASSWORD}@")
     proc = run_cli(
         "--config", str(TINY), "--trials", "2", "--output", str(output),
-        "--tracking-uri", mlflow_server[0], "--set", "search.keep_top_trials=1",
+        "--tracking-uri", uri, "--set", "search.keep_top_trials=1",
         "--set", "search.refit=true", "--max-concurrent", "2",
         "--set", "resources.cpus_per_worker=null",
-        env=SECRETS,
+        env={**PLANTED_ENV, "RAY_TMPDIR": str(ray_tmpdir), "TMPDIR": str(ray_tmpdir)},
     )  # fmt: skip
     if proc.returncode != 0:
         pytest.fail(
