@@ -16,7 +16,8 @@ import numpy as np
 from transformers import AutoConfig, TrainerCallback, TrainingArguments
 
 from trainable import data, task
-from trainable.config import Config, load_config
+from trainable.config import Config
+from trainable.config_file import load_config
 from trainable.metrics import ClassificationMetrics, predict_split
 from trainable.model import load_tokenizer, model_path
 

@@ -28,7 +28,8 @@ from benchmarks.common import (
 )
 from search.layout import BEST_MODEL, RESULT_FILE, SEARCH_FILE
 from search.selection import Ranking
-from trainable.config import Config, config_from_dict
+from trainable.config import Config
+from trainable.config_file import config_from_dict
 
 SEARCH_DIR = "hpo-search"  # the search's --output, under the contender's folder
 

@@ -24,7 +24,7 @@ from benchmarks.common import (
     write_result,
 )
 from trainable.model import load_model
-from trainable.train_loop import WorkCallback
+from trainable.callbacks import WorkCallback
 
 
 def main() -> None:

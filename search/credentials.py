@@ -38,9 +38,8 @@ def move_credentials_to_env(cfg: Config) -> Config:
 def split_credentials(uri: str) -> tuple[dict[str, str], str]:
     """MLflow's credential variables for the user info in uri, percent-decoded, and uri
     without it."""
-    parts = urlsplit(uri)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if not at:
+    parts, userinfo, host = _userinfo(uri)
+    if userinfo is None:
         return {}, uri
     user, _, password = (unquote(part) for part in userinfo.partition(":"))
     if parts.scheme not in ("http", "https"):
@@ -54,3 +53,18 @@ def split_credentials(uri: str) -> tuple[dict[str, str], str]:
         )
     credentials = {name: value for name, value in ((USERNAME, user), (PASSWORD, password)) if value}
     return credentials, urlunsplit(parts._replace(netloc=host))
+
+
+def redact(uri: str) -> str:
+    """The URI without credentials a user may have put in it (https://user:token@host), for
+    messages: an unencoded @ in the password included."""
+    parts, userinfo, host = _userinfo(uri)
+    return uri if userinfo is None else urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def _userinfo(uri: str):
+    """The split URI, its user info (None without one) and its host: the host follows the
+    last @, so a password's unencoded @ stays in the user info."""
+    parts = urlsplit(uri)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    return parts, (userinfo if at else None), host

@@ -12,6 +12,7 @@ from ray.tune.result import TRAINING_ITERATION
 from search.optuna_search import stopped_early
 from search.selection import Ranking
 from trainable.errors import last_line
+from trainable.hyperparameters import EPOCHS, describe
 
 
 class ProgressPrinter(Callback):
@@ -29,11 +30,7 @@ class ProgressPrinter(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.number.setdefault(trial.trial_id, len(self.number) + 1)
-        c = trial.config
-        self._say(
-            f"trial {self._name(trial)} started: learning_rate={c['learning_rate']:.2e} "
-            f"batch_size={c['batch_size']} epochs={c['epochs']}"
-        )
+        self._say(f"trial {self._name(trial)} started: {describe(trial.config)}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         score = result.get(self.metric)
@@ -43,7 +40,7 @@ class ProgressPrinter(Callback):
             self.best = (result, trial.trial_id)
         self._say(
             f"trial {self._name(trial)} epoch {result[TRAINING_ITERATION]}/"
-            f"{trial.config['epochs']}: {self.metric}={score:.4f} "
+            f"{trial.config[EPOCHS]}: {self.metric}={score:.4f} "
             f"loss={result.get('eval_loss', float('nan')):.4f}"
         )
 

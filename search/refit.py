@@ -13,14 +13,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import ray
-from datasets import DatasetDict, concatenate_datasets
+from datasets import DatasetDict
 from ray.train import Checkpoint
 
 from search.cluster import running_alone
 from search.selection import BestTrial
 from trainable.errors import last_line
+from trainable.hyperparameters import describe
 from trainable.trial import TrialSetup, torch_trainer
+from trainable.work import Mode, Work
 
 RUN_NAME = "refit"
 WORKER_DETAILS = ("epochs_trained", "steps", "train_loss")
@@ -36,21 +37,19 @@ def refit_best(best: BestTrial, setup: TrialSetup, splits: DatasetDict) -> Refit
     """The refit model's checkpoint; None (and a warning) when the refit fails, so the search
     still exports the selected trial's checkpoint."""
     hp = best.hyperparameters
-    messages = concatenate_datasets([splits["train"], splits["validation"]])
+    messages = len(splits["train"]) + len(splits["validation"])
     print(
-        f"refit: learning_rate={hp['learning_rate']:.2e} batch_size={hp['batch_size']}, "
-        f"{best.epoch} of {hp['epochs']} epochs, on train + validation ({len(messages)} messages)",
+        f"refit: {describe(hp)}, stopped after epoch {best.epoch}, on train + validation "
+        f"({messages} messages)",
         flush=True,
     )
     started = time.monotonic()
-    loop_config = {
-        "hyperparameters": hp,
-        "splits_ref": ray.put(DatasetDict(train=messages)),
-        "refit_epochs": best.epoch,
-    }
     alone = dataclasses.replace(setup, config=running_alone(setup.config))
+    # The worker joins train and validation itself: the search's splits are in the object
+    # store already, and a second copy of them would only take its memory.
+    work = Work(Mode.REFIT, alone.config, hp, setup.splits_ref, best.epoch)
     try:
-        result = torch_trainer(alone, loop_config, name=RUN_NAME).fit()
+        result = torch_trainer(alone, work, name=RUN_NAME).fit()
     except Exception as exc:  # a failed refit must not lose the search's result
         print(
             f"refit failed ({last_line(exc)}): exporting trial {best.trial_id}'s checkpoint",
@@ -58,7 +57,7 @@ def refit_best(best: BestTrial, setup: TrialSetup, splits: DatasetDict) -> Refit
         )
         return None
     details = {
-        "examples": len(messages),
+        "examples": messages,
         "epochs": best.epoch,
         **{k: result.metrics[k] for k in WORKER_DETAILS if k in result.metrics},
         "time_s": round(time.monotonic() - started, 1),

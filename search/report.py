@@ -21,8 +21,10 @@ import pandas as pd
 from search import report_plots as plots
 from search.layout import BEST_MODEL, REPORT_DIR, RESULT_FILE, SEARCH_FILE, STUDY_NAME
 from search.optuna_search import stopped_early
-from trainable.config import Config, config_from_dict, hyperparameter_names
+from trainable.config import Config
+from trainable.config_file import config_from_dict
 from trainable.errors import SetupError, UserError
+from trainable.hyperparameters import hyperparameter_names
 
 PER_CLASS_COLUMNS = ["label", "precision", "recall", "f1", "support"]
 PER_CLASS_FILES = ("per_class.csv", "per_class.md", "confusion_matrix.png")

@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from trainable.config import hyperparameter_names  # noqa: E402
+from trainable.hyperparameters import hyperparameter_names  # noqa: E402
 
 STATUS_MARKERS = {"finished": "o", "stopped early": "v", "errored": "x", "unfinished": "s"}
 

@@ -17,7 +17,8 @@ from search.credentials import move_credentials_to_env
 from search.layout import BEST_MODEL
 from search.output import check_output_free, claim_output, disk_usage, mark_finished, read_search
 from search.summary import describe_task, print_summary
-from trainable.config import Config, config_from_dict, load_config, parse_override
+from trainable.config import Config
+from trainable.config_file import config_from_dict, load_config, parse_override
 from trainable.errors import ConfigError, UserError
 
 # CLI flag → dotted config key

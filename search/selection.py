@@ -16,7 +16,8 @@ import pyarrow.fs
 from ray.tune import ResultGrid
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
-from trainable.config import Config, SearchConfig, hyperparameter_names
+from trainable.config import Config, SearchConfig
+from trainable.hyperparameters import hyperparameter_names
 from trainable.metrics import METRIC_MODES
 
 

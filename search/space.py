@@ -1,4 +1,4 @@
-"""The search space: learning rate (log-uniform), per-device batch size and epochs (choices)."""
+"""The search space as Tune distributions, one per SpaceConfig field."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ from typing import Any
 
 from ray import tune
 
-from trainable.config import SpaceConfig
+from trainable.hyperparameters import LOG_UNIFORM, SpaceConfig, dimensions
 
 
 def search_space(cfg: SpaceConfig) -> dict[str, Any]:
-    low, high = cfg.learning_rate
-    return {
-        "learning_rate": tune.loguniform(low, high),
-        "batch_size": tune.choice(list(cfg.batch_size)),
-        "epochs": tune.choice(list(cfg.epochs)),
-    }
+    space = {}
+    for dim in dimensions():
+        values = getattr(cfg, dim.name)
+        if dim.metadata["sampled"] == LOG_UNIFORM:
+            space[dim.name] = tune.loguniform(*values)
+        else:
+            space[dim.name] = tune.choice(values)
+    return space

@@ -6,6 +6,7 @@ from typing import Any
 
 from search.layout import BEST_MODEL, REPORT_DIR
 from trainable.config import Config
+from trainable.hyperparameters import describe
 
 # Headline scores, in this order, where an evaluation has them (f1 and its kin: two classes).
 HEADLINE = ("loss", "accuracy", "f1", "precision", "recall", "macro_f1", "weighted_f1", "mcc")
@@ -65,10 +66,7 @@ def print_summary(cfg: Config, record: dict[str, Any]) -> None:
         print(f"failed trials ({len(record['failed_trials'])}):")
         for reason in record["failed_trials"]:
             print(f"  - {reason}")
-    print(
-        f"best trial {record['trial_id']} (epoch {record['best_epoch']}): "
-        + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.items())
-    )
+    print(f"best trial {record['trial_id']} (epoch {record['best_epoch']}): {describe(hp)}")
     print(
         f"  validation: {headline(record['validation_metrics'], 'eval')} (the trial's checkpoint)"
     )

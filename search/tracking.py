@@ -6,12 +6,14 @@ reads them; nothing here copies them into params, tags or files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
+from search.credentials import redact
 from trainable.config import Config
 from trainable.errors import SetupError, first_line
 
@@ -27,16 +29,24 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 class ResumableMLflowLoggerCallback(MLflowLoggerCallback):
     """Continues a trial's own run when the trial starts again after a restore.
 
-    Ray's callback keeps its trial-to-run map in memory, so a restored or restarted trial
-    would open a second run (ray-project/ray#48664). Each run is tagged with its trial's name
-    and the search's: a trial starting without a run here first looks for its own.
+    Ray 2.60's callback keeps its trial-to-run map, `_trial_runs`, in memory only: `setup()`
+    empties it and the callback has no `get_state` (the hook ray-project/ray#31957 gave stateful
+    callbacks), so a trial resumed by a restarted driver would open a second run. No
+    ray-project/ray issue for this was found. The map has no public API; a run put there is the
+    one Ray's `log_trial_start` logs to. Each run is tagged with its trial's name (by Ray) and
+    the search's: a trial starting without a run here first looks for its own.
+    tests/test_ray_contracts.py fails if Ray changes any of this.
     """
 
     def log_trial_start(self, trial):
         if trial not in self._trial_runs:
-            client = self.mlflow_util._get_client()
+            import mlflow
+
+            # Ray's setup() pointed MLflow at this URI, the one a None here falls back to.
+            client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+            experiment = client.get_experiment_by_name(self.experiment_name)
             runs = client.search_runs(
-                [self.mlflow_util.experiment_id],
+                [experiment.experiment_id],
                 filter_string=f"tags.trial_name = '{trial}' and "
                 f"tags.{SEARCH_TAG} = '{self.tags[SEARCH_TAG]}'",
                 max_results=1,
@@ -150,14 +160,14 @@ def check_tracking(cfg: Config) -> None:
     """Reaches the tracking store before any training starts; raises SetupError if it can't."""
     import mlflow
 
-    # A reachable server answers at once; an unreachable one would be retried for minutes.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     uri = cfg.tracking_uri
     if cfg.tracking.uri is None:
         return  # the default SQLite store in the output folder, created with it
     try:
-        mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        # A reachable server answers at once; an unreachable one would be retried for
+        # minutes. Only this check gives up early: the search itself keeps MLflow's retries.
+        with _unless_set(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10"):
+            mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as exc:
         reason = first_line(exc)
         raise SetupError(
@@ -166,9 +176,13 @@ def check_tracking(cfg: Config) -> None:
         ) from None
 
 
-def redact(uri: str) -> str:
-    """The URI without credentials a user may have put in it (https://user:token@host)."""
-    scheme, sep, rest = uri.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return uri
+@contextlib.contextmanager
+def _unless_set(**values: str):
+    """Environment variables set for the duration of a block, where the user has not set them."""
+    added = {key: value for key, value in values.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)

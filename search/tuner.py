@@ -15,6 +15,7 @@ from search.space import search_space
 from search.tracking import mlflow_callback
 from trainable.config import Config
 from trainable.errors import SetupError
+from trainable.hyperparameters import typed
 from trainable.trial import TrialSetup, run_trial
 
 
@@ -42,7 +43,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
         seed=cfg.seed,
         storage=optuna.storages.RDBStorage(cfg.optuna_uri),
         study_name=STUDY_NAME,
-        points_to_evaluate=[dict(point) for point in cfg.search.initial_points] or None,
+        points_to_evaluate=[typed(point) for point in cfg.search.initial_points] or None,
     )
     scheduler = ASHAScheduler(
         time_attr="training_iteration",

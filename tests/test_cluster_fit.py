@@ -8,7 +8,7 @@ import pytest
 import ray
 
 from search.cluster import fit_to_cluster, running_alone
-from trainable.config import load_config
+from trainable.config_file import load_config
 from trainable.errors import SetupError
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from search.run import config_from_args, parse_args
-from trainable.config import Config, load_config, parse_override
+from trainable.config import Config
+from trainable.config_file import load_config, parse_override
 from trainable.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))

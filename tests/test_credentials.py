@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from search.credentials import PASSWORD, USERNAME, move_credentials_to_env, split_credentials
+from search.credentials import (
+    PASSWORD,
+    USERNAME,
+    move_credentials_to_env,
+    redact,
+    split_credentials,
+)
 from search.run import config_from_args, main, parse_args
-from search.tracking import redact
 from tests.conftest import SECRETS, TINY
 from trainable.config_file import load_config
 from trainable.errors import ConfigError
@@ -119,11 +124,6 @@ def test_redact_hides_user_info_and_keeps_the_rest(uri, shown):
     assert redact(uri) == shown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 18: redact splits at the first @ of the user info, so the part of a password "
-    "after an unencoded @ shows (credentials.split_credentials splits at the last)",
-)
 def test_redact_hides_a_password_with_an_at_sign():
     assert "ss" not in redact("http://me:p@ss@127.0.0.1:5000").removesuffix("127.0.0.1:5000")
 

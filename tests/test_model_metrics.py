@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from trainable.config import ModelConfig
 from sklearn.metrics import f1_score, matthews_corrcoef
 
+from trainable.config import ModelConfig
 from trainable.metrics import ClassificationMetrics
 from trainable.model import load_model, load_tokenizer
 
@@ -131,13 +130,14 @@ def test_a_refit_stops_after_the_selected_epoch_on_the_schedule_the_trial_had(tm
     from transformers import DataCollatorWithPadding, Trainer
 
     from trainable import data
+    from trainable.callbacks import StopAfterEpochs
     from trainable.config import Config, DataConfig
-    from trainable.train_loop import Hyperparameters, StopAfterEpochs, build_training_args
+    from trainable.train_loop import build_training_args
 
     cfg = Config(model=ModelConfig(tiny=True))
     tokenizer = load_tokenizer(cfg.model)
     splits = data.tokenize(data.prepare(DataConfig(max_rows=200), seed=0), tokenizer, 32)
-    hp = Hyperparameters(learning_rate=1e-3, batch_size=32, epochs=3)
+    hp = {"learning_rate": 1e-3, "batch_size": 32, "epochs": 3}
     trainer = Trainer(
         model=load_model(cfg.model, ["ham", "spam"], tokenizer),
         args=build_training_args(cfg, hp, str(tmp_path), per_epoch=False),
@@ -160,12 +160,12 @@ def test_a_trial_trains_to_the_same_weights_every_time(tmp_path):
     from trainable import data
     from trainable.config import Config, DataConfig
     from trainable.task import resolve
-    from trainable.train_loop import Hyperparameters, build_trainer
+    from trainable.train_loop import build_trainer
 
     cfg = resolve(Config(model=ModelConfig(tiny=True), seed=7), ["ham", "spam"])
     tokenizer = load_tokenizer(cfg.model)
     splits = data.tokenize(data.prepare(DataConfig(max_rows=200), seed=0), tokenizer, 32)
-    hp = Hyperparameters(learning_rate=1e-3, batch_size=32, epochs=1)
+    hp = {"learning_rate": 1e-3, "batch_size": 32, "epochs": 1}
     trained = []
     for run in range(2):
         torch.manual_seed(run)  # whatever the process did before must not matter

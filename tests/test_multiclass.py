@@ -17,7 +17,7 @@ from transformers import pipeline
 from search.layout import RESULT_FILE
 from tests.conftest import TINY, run_cli
 from trainable import data
-from trainable.config import config_from_dict
+from trainable.config_file import config_from_dict
 
 TOPICS = {
     "sports": "goal match team score league coach player win season stadium",

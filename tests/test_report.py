@@ -14,7 +14,8 @@ from search import report
 from search.layout import BEST_MODEL, REPORT_DIR, RESULT_FILE, SEARCH_FILE, STUDY_NAME
 from search.report import TrialRecord, best_value, per_class_table, trial_status, trials_table
 from search.report_plots import plot_confusion_matrix, plot_importance, plot_learning_curves
-from trainable.config import config_from_dict, hyperparameter_names
+from trainable.config_file import config_from_dict
+from trainable.hyperparameters import hyperparameter_names
 
 LABELS = ["food", "sports", "tech"]
 RECORD = {

@@ -18,7 +18,7 @@ from search.layout import RESULT_FILE
 from search.refit import RUN_NAME as REFIT_RUN
 from search.tracking import PARENT_TAG, SEARCH_TAG
 from trainable import data
-from trainable.config import config_from_dict
+from trainable.config_file import config_from_dict
 
 
 def test_cli_prints_the_summary(tiny_search):

@@ -15,7 +15,7 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from trainable.config import Config
-from trainable.train_loop import train_loop_per_worker
+from trainable.work import Mode, Work, train_loop_per_worker
 
 
 @dataclass
@@ -43,7 +43,7 @@ def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
     trial_id = tune.get_context().get_trial_id()
     torch_trainer(
         setup,
-        {"hyperparameters": hyperparameters, "splits_ref": setup.splits_ref},
+        Work(Mode.TRIAL, setup.config, hyperparameters, setup.splits_ref),
         name=trial_id,
         callbacks=[TuneReportCallback()],
         # Ray Train would rank checkpoints by the metric alone, and keep the later of two
@@ -52,12 +52,12 @@ def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
     ).fit()
 
 
-def torch_trainer(setup: TrialSetup, loop_config: dict[str, Any], name: str, **run) -> TorchTrainer:
-    """A Train run of the worker loop, named `name` under the search's checkpoint storage."""
+def torch_trainer(setup: TrialSetup, work: Work, name: str, **run) -> TorchTrainer:
+    """A Train run of `work`, named `name` under the search's checkpoint storage."""
     cfg = setup.config
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": cfg, **loop_config},
+        train_loop_config=work.as_loop_config(),
         scaling_config=scaling_config(cfg),
         run_config=train.RunConfig(
             name=name,

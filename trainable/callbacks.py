@@ -1,0 +1,69 @@
+"""Trainer callbacks of the worker loop: a non-finite loss fails the trial, each evaluation
+carries the trial's work (time and tokens), a refit stops where the selected checkpoint did."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from transformers import TrainerCallback
+
+
+class FiniteLossCallback(TrainerCallback):
+    """Fails the trial when its training loss turns NaN or infinite: the HF Trainer would train
+    on (its log filter even hides the NaN), and every later epoch would score garbage."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({loss}) in epoch {math.ceil(state.epoch)}: "
+                "lower space.learning_rate, or train in fp32"
+            )
+
+
+class WorkCallback(TrainerCallback):
+    """Adds the trial's time inside training steps and evaluation, and its tokens, to each
+    evaluation's metrics: throughput, and the orchestration overhead around the work, follow.
+
+    `tokens_trained` counts message tokens; `tokens_computed` counts them with the padding
+    the model also ran on; both, and the times, are cumulative over the trial's epochs.
+    `loop_started_at` and `training_started_at` (Unix times) place the worker's start-up.
+    """
+
+    def __init__(self, loop_started_at: float | None = None):
+        self.loop_started_at = loop_started_at
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        self.work = {"time_train_s": 0.0, "time_eval_s": 0.0}
+        if self.loop_started_at is not None:
+            self.work["loop_started_at"] = self.loop_started_at
+            self.work["training_started_at"] = time.time()
+        self.tokens_per_epoch = sum(map(sum, train_dataloader.dataset["attention_mask"]))
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.step_started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.work["time_train_s"] += time.perf_counter() - self.step_started
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.work["time_eval_s"] += metrics["eval_runtime"]
+        counts = {
+            "tokens_trained": round(self.tokens_per_epoch * state.epoch),
+            "tokens_computed": state.num_input_tokens_seen,
+        }
+        metrics.update(self.work, **counts)
+        state.log_history[-1].update(self.work, **counts)
+
+
+class StopAfterEpochs(TrainerCallback):
+    """Ends training after `epochs` epochs of a schedule planned for more: a refit stops where
+    the selected checkpoint stopped, on the same learning-rate curve."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if round(state.epoch) >= self.epochs:
+            control.should_training_stop = True

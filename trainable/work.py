@@ -1,0 +1,41 @@
+"""What a Ray Train worker is asked to do, typed, and the function Ray Train runs.
+
+This module imports neither torch's training stack nor transformers: the Tune trial process
+builds a TorchTrainer around `train_loop_per_worker` and never trains, so it need not pay
+for those imports. The worker imports `trainable.train_loop` when it starts.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from trainable.config import Config
+
+WORK_KEY = "work"  # the one key of Ray Train's train_loop_config
+
+
+class Mode(enum.Enum):
+    TRIAL = "trial"  # evaluate, checkpoint and report every epoch; resumes from a checkpoint
+    REFIT = (
+        "refit"  # train on all of `splits["train"]`, stop after `stop_after_epochs`, report once
+    )
+
+
+@dataclass
+class Work:
+    mode: Mode
+    config: Config
+    hyperparameters: dict[str, Any]
+    splits_ref: Any  # a ray.ObjectRef to the tokenized DatasetDict
+    stop_after_epochs: int | None = None  # REFIT: the epoch the selected checkpoint was taken at
+
+    def as_loop_config(self) -> dict[str, Any]:
+        return {WORK_KEY: self}
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    from trainable.train_loop import run
+
+    run(loop_config[WORK_KEY])
