@@ -22,7 +22,8 @@ from transformers import DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from benchmarks.common import config_for, flops_per_token, tokenized_splits
-from benchmarks.levers import RESULTS, batches
+from benchmarks.layout import RESULTS
+from benchmarks.levers import batches
 from benchmarks.matmul_peak import matmul_peak_gflops
 from trainable.model import load_model
 

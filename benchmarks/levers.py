@@ -12,16 +12,15 @@ import json
 import multiprocessing
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from transformers import DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from benchmarks.common import config_for, tokenized_splits
+from benchmarks.layout import RESULTS
 from trainable.model import load_model
 
-RESULTS = Path(__file__).parent / "results"
 STEPS, WARMUP, BATCH = 24, 3, 16
 
 

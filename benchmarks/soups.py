@@ -23,9 +23,9 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from benchmarks.common import SETTINGS, config_for, load_classifier, metrics_for, tokenized_splits
+from benchmarks.layout import RAW_FILE, RESULTS, WORK
 from trainable import data
 
-RESULTS = Path(__file__).parent / "results"
 SPLITS = ("validation", "test")
 TOP_K = (2, 3, 5, 10, 20)
 
@@ -89,9 +89,9 @@ def greedy(candidates: int, combine, scorer: Scorer) -> tuple[list[int], dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setting", choices=sorted(SETTINGS), default="full")
-    parser.add_argument("--work", type=Path, default=Path("runs/benchmark"))
+    parser.add_argument("--work", type=Path, default=WORK)
     args = parser.parse_args()
-    hpo = json.loads((args.work / args.setting / "raw.json").read_text())["hpo"]
+    hpo = json.loads((args.work / args.setting / RAW_FILE).read_text())["hpo"]
     checkpoints = ranked_checkpoints(hpo)
     scorer = Scorer(args.setting)
     weights, logits = [], []
