@@ -111,11 +111,15 @@ def capacity() -> dict[str, float]:
     """What the cluster has now, or can grow to where an autoscaler config says so (GPU
     workers that scale from zero are not there yet when the search starts)."""
     total = dict(ray.cluster_resources())
+    # Ray 2.60 has no public API for this: ray-project/ray#49501 asked for one, and the PR that
+    # closed it (#49568) left the accessor in ray._private.state, where Ray Train's own worker
+    # group reads it. ray.autoscaler.sdk reads a config file, not the running cluster, and the
+    # autoscaler v2 ClusterStatus has no node group maxima. tests/test_ray_contracts.py pins it.
     try:
         from ray._private.state import state
 
         ceiling = state.get_max_resources_from_cluster_config() or {}
-    except Exception:  # a private API: without it, plan for what is there now
+    except Exception:  # without it, plan for what is there now
         ceiling = {}
     for key, value in ceiling.items():
         total[key] = max(total.get(key, 0), value)

@@ -9,21 +9,33 @@ trial's last result to `on_trial_complete` only, so Ray's searcher never reports
 
 from __future__ import annotations
 
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
-EPOCHS_PARAM = "epochs"
+from trainable.hyperparameters import EPOCHS
 
 
 def stopped_early(params: dict, result: dict | None) -> bool:
     """True when the trial reported fewer epochs than it was sampled to train."""
-    if not result or EPOCHS_PARAM not in params:
+    if not result or EPOCHS not in params:
         return False
-    return result.get(TRAINING_ITERATION, 0) < int(params[EPOCHS_PARAM])
+    return result.get(TRAINING_ITERATION, 0) < int(params[EPOCHS])
 
 
 class PruneAwareOptunaSearch(OptunaSearch):
+    """Ray 2.60's OptunaSearch, telling Optuna PRUNED for a trial stopped early.
+
+    No ray-project/ray issue reports that a scored trial is told COMPLETE however few epochs it
+    ran; the rule (COMPLETE with a score, PRUNED only without one) dates from
+    ray-project/ray#15283. Ray has no hook for it, so this override reads three attributes of
+    Ray 2.60's OptunaSearch that have no public accessor: `_ot_study` (the Optuna study),
+    `_ot_trials` (Tune trial id to Optuna trial) and `_completed_trials` (the ids told). Ray
+    saves and restores the searcher's whole `__dict__` (ray-project/ray#30893), these included.
+    tests/test_ray_contracts.py fails if Ray renames them or changes what they hold, or starts
+    telling such a trial something other than COMPLETE.
+    """
+
     def on_trial_result(self, trial_id: str, result: dict):
         if not self._told(trial_id):
             super().on_trial_result(trial_id, result)
@@ -54,6 +66,8 @@ class PruneAwareOptunaSearch(OptunaSearch):
         searcher state Tune restores can predate what the study (on disk) was told."""
         return trial_id in self._ot_trials and self._stored(trial_id).state.is_finished()
 
-    def _stored(self, trial_id: str):
-        """The study's own record of the trial."""
-        return self._ot_study._storage.get_trial(self._ot_trials[trial_id]._trial_id)
+    def _stored(self, trial_id: str) -> FrozenTrial:
+        """The study's own record of the trial, read from its storage: the Optuna trial restored
+        with the searcher holds what was true when Tune saved it."""
+        number = self._ot_trials[trial_id].number
+        return next(t for t in self._ot_study.get_trials(deepcopy=False) if t.number == number)

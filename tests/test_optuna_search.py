@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 
 from search.optuna_search import PruneAwareOptunaSearch, stopped_early
 from search.space import search_space
-from trainable.config import SpaceConfig
+from trainable.hyperparameters import SpaceConfig
 
 
 @pytest.fixture
@@ -67,3 +67,22 @@ def test_a_trial_the_study_already_holds_is_not_told_twice(searcher):
     searcher.on_trial_complete("a", {"score": 0.6, "training_iteration": 3})
     (trial,) = _study_trials(searcher)
     assert trial.state == TrialState.COMPLETE and trial.value == 0.9
+
+
+def test_a_restored_searcher_reads_what_the_study_on_disk_was_told(tmp_path):
+    """Tune restores the searcher as saved; the study in storage may have been told since."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    searcher = PruneAwareOptunaSearch(seed=0, storage=storage, study_name="search")
+    searcher.set_search_properties("score", "max", search_space(SpaceConfig(epochs=[3])))
+    searcher.suggest("a")
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    searcher.on_trial_result("a", {"score": 0.5, "training_iteration": 1})
+    searcher.on_trial_complete("a", {"score": 0.6, "training_iteration": 2})  # ASHA stopped it
+
+    restored = PruneAwareOptunaSearch()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.on_trial_result("a", {"score": 0.5, "training_iteration": 1})
+    restored.on_trial_complete("a", {"score": 0.9, "training_iteration": 3})
+    (trial,) = _study_trials(restored)
+    assert trial.state == TrialState.PRUNED
+    assert trial.intermediate_values == {1: 0.5, 2: 0.6}

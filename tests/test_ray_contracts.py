@@ -1,0 +1,226 @@
+"""What finetune-hpo relies on in Ray 2.60 where Ray offers no public API.
+
+Each test drives Ray's own class (no Ray cluster, nothing of Ray mocked but a GCS read) and pins
+one behaviour an override in search/ depends on. One failing after a Ray upgrade names the
+override to revisit: PruneAwareOptunaSearch (search/optuna_search.py),
+ResumableMLflowLoggerCallback (search/tracking.py) or capacity() (search/cluster.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Iterator
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+from ray import tune
+from ray.air.integrations.mlflow import MLflowLoggerCallback
+from ray.tune.experiment import Trial
+from ray.tune.search.optuna import OptunaSearch
+
+from search.tracking import SEARCH_TAG, ResumableMLflowLoggerCallback
+
+SPACE = {"epochs": tune.choice([3]), "lr": tune.loguniform(1e-5, 1e-3)}
+
+
+# --- OptunaSearch: PruneAwareOptunaSearch reads _ot_study, _ot_trials and _completed_trials ---
+
+
+@pytest.fixture
+def ray_searcher() -> OptunaSearch:
+    searcher = OptunaSearch(seed=0)
+    searcher.set_search_properties("score", "max", SPACE)
+    return searcher
+
+
+def _only_trial(searcher: OptunaSearch) -> optuna.trial.FrozenTrial:
+    (trial,) = searcher._ot_study.get_trials(deepcopy=False)
+    return trial
+
+
+def test_optuna_search_keeps_its_study_and_an_optuna_trial_per_tune_trial(ray_searcher):
+    params = ray_searcher.suggest("a")
+    assert isinstance(ray_searcher._ot_study, optuna.Study)
+    ot_trial = ray_searcher._ot_trials["a"]
+    assert isinstance(ot_trial, optuna.Trial)
+    assert ot_trial.params == params
+    assert _only_trial(ray_searcher).number == ot_trial.number
+    assert ray_searcher._completed_trials == set()
+    ray_searcher.on_trial_complete("a", {"score": 0.5, "training_iteration": 3})
+    assert ray_searcher._completed_trials == {"a"}
+
+
+def test_optuna_search_tells_complete_for_a_trial_cut_short(ray_searcher):
+    """Why PruneAwareOptunaSearch exists. If Ray starts telling PRUNED, the override may go."""
+    assert ray_searcher.suggest("a")["epochs"] == 3
+    ray_searcher.on_trial_complete("a", {"score": 0.5, "training_iteration": 1})
+    trial = _only_trial(ray_searcher)
+    assert trial.state == TrialState.COMPLETE and trial.value == 0.5
+    # Tune hands a stopped trial's last result to on_trial_complete only, which reports nothing.
+    assert trial.intermediate_values == {}
+
+
+def test_optuna_search_tells_complete_for_an_errored_trial_with_a_score(ray_searcher):
+    ray_searcher.suggest("a")
+    ray_searcher.on_trial_result("a", {"score": 0.4, "training_iteration": 1})
+    ray_searcher.on_trial_complete("a", {"score": 0.4, "training_iteration": 1}, error=True)
+    trial = _only_trial(ray_searcher)
+    assert trial.state == TrialState.COMPLETE and trial.intermediate_values == {1: 0.4}
+
+
+def test_optuna_search_restores_the_state_it_saved_while_the_study_moves_on(tmp_path):
+    """Tune restores the searcher's pickled __dict__: its trial map and told ids can predate the
+    study in storage, which is why PruneAwareOptunaSearch asks the study what it holds."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    searcher = OptunaSearch(seed=0, storage=storage, study_name="search")
+    searcher.set_search_properties("score", "max", SPACE)
+    searcher.suggest("a")
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    searcher.on_trial_complete("a", {"score": 0.5, "training_iteration": 3})
+
+    restored = OptunaSearch()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert restored._completed_trials == set()
+    assert isinstance(restored._ot_trials["a"], optuna.Trial)
+    stored = _only_trial(restored)
+    assert stored.number == restored._ot_trials["a"].number
+    assert stored.state == TrialState.COMPLETE
+
+
+# --- MLflowLoggerCallback: ResumableMLflowLoggerCallback fills _trial_runs -------------------
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """One SQLite store for the module: creating its schema takes seconds."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def tracking(store, request, monkeypatch) -> Iterator[tuple[str, str]]:
+    """The store and an experiment of this test's own."""
+    # Ray's setup() sets MLflow's global URIs, which MLflow copies into the environment for
+    # subprocesses: the CLI runs of later tests must not inherit this store.
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    yield store, request.node.name
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+
+
+def _trial() -> Trial:
+    """A Trial as Tune builds it, or unpickles it on restore: a new object each time."""
+    return Trial("train", config={"lr": 0.1}, trial_id="abc_00000", stub=True)
+
+
+def _callback(cls, tracking: tuple[str, str], search: str = "s") -> MLflowLoggerCallback:
+    tracking_uri, experiment = tracking
+    callback = cls(
+        tracking_uri=tracking_uri,
+        experiment_name=experiment,
+        tags={SEARCH_TAG: search},
+        save_artifact=False,
+    )
+    callback.setup()
+    return callback
+
+
+def _runs(tracking: tuple[str, str]) -> list:
+    tracking_uri, experiment = tracking
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+
+
+def test_mlflow_callback_maps_each_trial_to_a_run_tagged_with_its_name(tracking):
+    callback = _callback(MLflowLoggerCallback, tracking)
+    trial = _trial()
+    callback.log_trial_start(trial)
+    (run,) = _runs(tracking)
+    assert callback._trial_runs == {trial: run.info.run_id}
+    assert run.data.tags["trial_name"] == str(trial)
+    assert run.data.tags[SEARCH_TAG] == "s"
+
+
+def test_mlflow_callback_logs_to_the_run_it_finds_in_its_map(tracking):
+    first = _callback(MLflowLoggerCallback, tracking)
+    trial = _trial()
+    first.log_trial_start(trial)
+    (run,) = _runs(tracking)
+
+    second = _callback(MLflowLoggerCallback, tracking)
+    second._trial_runs[trial] = run.info.run_id
+    second.log_trial_start(trial)
+    second.log_trial_result(1, trial, {"score": 0.5, "training_iteration": 1})
+    (run,) = _runs(tracking)
+    assert run.data.metrics["score"] == 0.5
+
+
+def test_mlflow_callback_keeps_no_run_across_a_restore(tracking):
+    """Why ResumableMLflowLoggerCallback exists. If Ray starts saving the map, it may go."""
+    callback = _callback(MLflowLoggerCallback, tracking)
+    callback.log_trial_start(_trial())
+    assert callback.get_state() is None
+    callback.setup()
+    assert callback._trial_runs == {}
+
+
+def test_resumable_callback_continues_the_run_of_its_trial_after_a_restore(tracking):
+    first = _callback(ResumableMLflowLoggerCallback, tracking)
+    trial = _trial()
+    first.log_trial_start(trial)
+    first.log_trial_result(1, trial, {"score": 0.5, "training_iteration": 1})
+    first.log_trial_end(trial, failed=True)  # the driver was killed
+
+    restarted = _callback(ResumableMLflowLoggerCallback, tracking)
+    restored = _trial()
+    restarted.log_trial_start(restored)
+    restarted.log_trial_result(2, restored, {"score": 0.7, "training_iteration": 2})
+    (run,) = _runs(tracking)
+    assert restarted._trial_runs == {restored: run.info.run_id}
+    assert run.info.status == "RUNNING"
+    history = mlflow.MlflowClient(tracking_uri=tracking[0]).get_metric_history(
+        run.info.run_id, "score"
+    )
+    assert sorted((m.step, m.value) for m in history) == [(1, 0.5), (2, 0.7)]
+
+
+def test_resumable_callback_leaves_another_search_s_run_alone(tracking):
+    first = _callback(ResumableMLflowLoggerCallback, tracking, search="earlier")
+    first.log_trial_start(_trial())
+    other = _callback(ResumableMLflowLoggerCallback, tracking, search="later")
+    other.log_trial_start(_trial())
+    assert sorted(run.data.tags[SEARCH_TAG] for run in _runs(tracking)) == ["earlier", "later"]
+
+
+# --- ray._private.state: capacity() reads the autoscaler's ceiling ---------------------------
+
+
+def test_max_resources_from_cluster_config_keeps_its_signature():
+    from ray._private.state import state
+
+    method = state.get_max_resources_from_cluster_config
+    assert list(inspect.signature(method).parameters) == []
+
+
+def test_max_resources_from_cluster_config_adds_up_node_groups(monkeypatch):
+    """The ceiling capacity() plans for: every node group at its maximum count."""
+    from ray._private.state import GlobalState
+    from ray.core.generated import autoscaler_pb2
+
+    config = autoscaler_pb2.ClusterConfig(
+        node_group_configs=[
+            autoscaler_pb2.NodeGroupConfig(resources={"CPU": 4}, max_count=1),
+            autoscaler_pb2.NodeGroupConfig(resources={"CPU": 8, "GPU": 1}, max_count=2),
+        ]
+    )
+    state = GlobalState()
+    monkeypatch.setattr(state, "get_cluster_config", lambda: config)  # the GCS read
+    assert state.get_max_resources_from_cluster_config() == {"CPU": 20, "GPU": 2}
+    monkeypatch.setattr(state, "get_cluster_config", lambda: None)
+    assert state.get_max_resources_from_cluster_config() is None
