@@ -23,8 +23,8 @@ from benchmarks.common import (
     tokenized_splits,
     write_result,
 )
-from trainable.model import load_model
 from trainable.callbacks import WorkCallback
+from trainable.model import load_model
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Keeps checkpoint storage bounded: each finished trial's best checkpoint, of the top trials only.
 
-Ray Train keeps every checkpoint of a trial (it cannot rank by metric then tie-breaker); this
-callback deletes all but the trial's best and latest while it runs, and the latest once it ends.
+Ray Train keeps every checkpoint of a trial while it runs (Train cannot rank by metric, then
+tie-breaker); once the trial ends, this callback deletes all but its best.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class CheckpointPruner(Callback):
-    """Keeps each running trial's best checkpoint and its latest (Ray Train resumes from the
-    latest), each ended trial's best, and only the top `keep_top_trials` ended trials' bests."""
+    """Once a trial ends, keeps its best checkpoint, and only the top `keep_top_trials` ended
+    trials' bests."""
 
     def __init__(self, checkpoint_storage: str, ranking: Ranking, keep_top_trials: int):
         self.storage = checkpoint_storage.rstrip("/")
@@ -29,14 +29,13 @@ class CheckpointPruner(Callback):
         self.ended: list[str] = []
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        # A running trial is never pruned: Tune hears of a checkpoint after Ray Train has
+        # written it, and by then Train may have written the next one, which is the trial's
+        # latest (what a restart resumes from) though Tune has not heard of it yet.
         path = result.get(CHECKPOINT_PATH_KEY)
-        if path is None:
-            return
         current = self.best.get(trial.trial_id)
-        if self.ranking.better(result, current[0] if current else None):
+        if path is not None and self.ranking.better(result, current[0] if current else None):
             self.best[trial.trial_id] = (result, path)
-        best = self.best.get(trial.trial_id)
-        self._delete(trial.trial_id, keep={path, best[1] if best else path})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._trial_ended(trial.trial_id)

@@ -36,16 +36,23 @@ def test_ended_trials_keep_their_best_checkpoint_and_only_the_top_trials_keep_an
     assert _left(tmp_path) == ["a/checkpoint_2", "c/checkpoint_2"]
 
 
-def test_running_trials_keep_their_best_and_latest_and_min_mode_ranks_low_first(tmp_path):
+def test_running_trials_are_never_touched_and_min_mode_ranks_low_first(tmp_path):
     pruner = CheckpointPruner(str(tmp_path), Ranking("loss", "min"), keep_top_trials=1)
     done, done_results = _trial(tmp_path, "done", [0.3, 0.2], metric="eval_loss")
     running, running_results = _trial(tmp_path, "running", [0.7, 0.9, 0.8], metric="eval_loss")
     for trial, results in ((done, done_results), (running, running_results)):
         for result in results:
             pruner.on_trial_result(0, [], trial, result)
+    # Train has written a checkpoint Tune has not heard of yet: it must survive too.
+    (tmp_path / "running" / "checkpoint_4" / "checkpoint").mkdir(parents=True)
     pruner.on_trial_error(0, [], done)
-    # running: epoch 1 is its best (lowest loss), epoch 3 its latest (Train resumes from it)
-    assert _left(tmp_path) == ["done/checkpoint_2", "running/checkpoint_1", "running/checkpoint_3"]
+    assert _left(tmp_path) == [
+        "done/checkpoint_2",
+        "running/checkpoint_1",
+        "running/checkpoint_2",
+        "running/checkpoint_3",
+        "running/checkpoint_4",
+    ]
 
 
 def test_equal_metric_values_keep_the_lower_loss_not_the_later_checkpoint(tmp_path):

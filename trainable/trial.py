@@ -6,6 +6,7 @@ Ray Train V2 (Ray 2.60's default): the Tune trial function builds the trainer an
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,32 @@ def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
         # equal ones; the search's CheckpointPruner keeps the best by metric, then tie-breaker.
         checkpoint_config=train.CheckpointConfig(num_to_keep=None),
     ).fit()
+    _let_tune_take_the_last_report()
+
+
+# How long Tune's trial thread may take from picking a report off the queue to handing it on.
+TUNE_REPORT_GRACE_S = 1.0
+
+
+def _let_tune_take_the_last_report(timeout_s: float = 60.0) -> None:
+    """Returns once Tune has taken the Train run's last report, so the trial function ends
+    after it, not during it.
+
+    Ray 2.60 (no upstream issue found): `TuneReportCallback` passes Train's reports through a
+    one-slot queue to the trial actor's main thread, which takes each one and puts it on a
+    one-slot result queue that only it reads. When the trial function returns, Tune's function
+    runner puts its own closing result on that queue. If that lands between the main thread
+    taking the last report and queueing it, the main thread blocks on a full queue it alone
+    empties, and the trial hangs forever (seen here with trials finishing on an overloaded
+    2-core machine). `_inter_actor_queue` is the session's private attribute for that queue.
+    """
+    from ray.train._internal.session import get_session
+
+    queue = getattr(get_session(), "_inter_actor_queue", None)
+    deadline = time.monotonic() + timeout_s
+    while queue is not None and not queue.empty() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(TUNE_REPORT_GRACE_S)
 
 
 def torch_trainer(setup: TrialSetup, work: Work, name: str, **run) -> TorchTrainer:
