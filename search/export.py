@@ -69,6 +69,10 @@ def export_best(
     partial = destination.with_name(destination.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial, safe_serialization=True)
+    # The model was trained on messages cut at model.max_length: a pipeline asked to truncate
+    # cuts there too, not at the tokenizer's own limit (512 for MiniLM), which a small model's
+    # position embeddings may not reach.
+    tokenizer.model_max_length = cfg.model.max_length
     tokenizer.save_pretrained(partial)
     (partial / RESULT_FILE).write_text(json.dumps(record, indent=2) + "\n")
     shutil.rmtree(destination, ignore_errors=True)

@@ -84,6 +84,6 @@ def print_summary(cfg: Config, record: dict[str, Any]) -> None:
     print(f"report: {cfg.output_dir / REPORT_DIR} (trials.md, per-class scores and plots)")
     print(f"MLflow runs: {ui_command(cfg)}")
     sample = record["sample_message"]
-    prediction = pipeline("text-classification", model=str(model_dir))(sample)[0]
+    prediction = pipeline("text-classification", model=str(model_dir))(sample, truncation=True)[0]
     shown = sample if len(sample) <= 60 else sample[:57] + "..."
     print(f"sample (a test message): {shown} -> {prediction['label']} ({prediction['score']:.3f})")

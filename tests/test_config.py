@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from search.run import config_from_args, parse_args
+from search.cli import config_from_args, parse_args
 from trainable.config import Config
 from trainable.config_file import load_config, parse_override
 from trainable.errors import ConfigError

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from search.cli import config_from_args, parse_args
 from search.credentials import (
     PASSWORD,
     USERNAME,
@@ -13,7 +14,7 @@ from search.credentials import (
     redact,
     split_credentials,
 )
-from search.run import config_from_args, main, parse_args
+from search.run import main
 from tests.conftest import SECRETS, TINY
 from trainable.config_file import load_config
 from trainable.errors import ConfigError

