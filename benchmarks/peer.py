@@ -24,6 +24,7 @@ from benchmarks.common import (
     write_result,
 )
 from search.selection import metric_key
+from trainable.hyperparameters import LOG_UNIFORM, dimensions
 from trainable.model import load_model
 
 
@@ -50,16 +51,17 @@ def main() -> None:
         compute_metrics=metrics_for(cfg),
         callbacks=[clock],
     )
-    low, high = cfg.space.learning_rate
 
     def space(trial: optuna.Trial) -> dict:
-        return {
-            "learning_rate": trial.suggest_float("learning_rate", low, high, log=True),
-            "per_device_train_batch_size": trial.suggest_categorical(
-                "per_device_train_batch_size", cfg.space.batch_size
-            ),
-            "num_train_epochs": trial.suggest_categorical("num_train_epochs", cfg.space.epochs),
-        }
+        """The search's space, each dimension named as the TrainingArguments field it sets."""
+        sampled = {}
+        for dim in dimensions():
+            name, values = dim.metadata["sets"], getattr(cfg.space, dim.name)
+            if dim.metadata["sampled"] == LOG_UNIFORM:
+                sampled[name] = trial.suggest_float(name, *values, log=True)
+            else:
+                sampled[name] = trial.suggest_categorical(name, values)
+        return sampled
 
     def score(metrics: dict) -> float:
         return metrics[metric_key(cfg.search.metric)]  # what finetune-hpo's Optuna sees
