@@ -100,17 +100,27 @@ def markdown(frame: pd.DataFrame, formats: dict[str, str]) -> str:
 def write_report(cfg: Config, search_name: str, record: dict[str, Any] | None) -> Path:
     """Writes `<output>/report/` from the search's trials and Optuna study, and from the
     exported model's record (None when no model was exported); returns the folder."""
+    return render(cfg, load_trials(cfg, search_name), load_study(cfg), record)
+
+
+def render(
+    cfg: Config,
+    trials: list[TrialRecord],
+    study: optuna.Study | None,
+    record: dict[str, Any] | None,
+) -> Path:
+    """`write_report` once the trials and the study are read."""
     name, mode = cfg.search.metric.removeprefix("eval_"), cfg.search.mode
     report = cfg.output_dir / REPORT_DIR
     report.mkdir(parents=True, exist_ok=True)
-    frame = trials_table(load_trials(cfg, search_name), name, mode)
+    frame = trials_table(trials, name, mode)
     frame.to_csv(report / "trials.csv", index=False)
     formats = {c: "{:.4f}" for c in frame.columns if c.startswith(("final_", "best_"))}
     formats |= {c: "{:.2e}" for c in hyperparameter_names() if frame[c].dtype.kind == "f"}
     (report / "trials.md").write_text(markdown(frame, formats | {"wall_time_s": "{:.0f}"}) + "\n")
     plots.plot_history(frame, name, mode, report / "history.png")
     plots.plot_hyperparameters(frame, name, report / "hyperparameters.png")
-    study = load_study(cfg)  # it holds the metric alone, as Tune ranked it (search.tuner)
+    # The study holds the metric alone, as Tune ranked it (search.tuner).
     plots.plot_learning_curves(study, f"validation {name}", report / "learning_curves.png")
     plots.plot_importance(study, f"validation {name}", report / "importance.png")
     for stale in PER_CLASS_FILES:  # from an earlier report of this folder

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import matplotlib
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 
 from search import report
-from search.layout import BEST_MODEL, REPORT_DIR, RESULT_FILE, SEARCH_FILE, STUDY_NAME
+from search.layout import REPORT_DIR, SEARCH_FILE, STUDY_NAME
 from search.report import TrialRecord, best_value, per_class_table, trial_status, trials_table
 from search.report_plots import plot_confusion_matrix, plot_importance, plot_learning_curves
 from trainable.config_file import config_from_dict
@@ -98,14 +97,6 @@ def test_status_follows_the_epochs_the_trial_ran():
     assert trial_status("PENDING", params, curve([])) == "not started"
 
 
-def test_status_asks_the_searchers_rule_what_stopped_early(monkeypatch):
-    seen = []
-    monkeypatch.setattr(report, "stopped_early", lambda p, r: seen.append((p, r)) or True)
-    params = {"learning_rate": 1e-4, "batch_size": 8, "epochs": 2}
-    assert trial_status("TERMINATED", params, curve([0.5, 0.6])) == "stopped early"
-    assert seen[0][0] is params and seen[0][1]["training_iteration"] == 2
-
-
 def test_per_class_table_holds_the_records_scores_in_label_order():
     table = per_class_table(RECORD)
     assert list(table["label"]) == LABELS
@@ -166,11 +157,10 @@ def test_the_confusion_matrix_is_drawn_for_any_number_of_classes(labels, tmp_pat
     png(tmp_path / "matrix.png")
 
 
-def test_write_report_adds_the_exported_models_scores(cfg, monkeypatch):
+def test_the_report_adds_the_exported_models_scores(cfg):
     trials = [trial("a_00000", [0.6, 0.8], 2), trial("a_00001", [0.5], 3)]
-    monkeypatch.setattr(report, "load_trials", lambda c, name: trials)
     small_study(cfg)
-    folder = report.write_report(cfg, "search-1", RECORD)
+    folder = report.render(cfg, trials, report.load_study(cfg), RECORD)
     assert folder == cfg.output_dir / REPORT_DIR
     frame = pd.read_csv(folder / "trials.csv")
     assert list(frame["status"]) == ["finished", "stopped early"]
@@ -185,27 +175,9 @@ def test_write_report_adds_the_exported_models_scores(cfg, monkeypatch):
     assert "| sports | 0.9677 | 0.9375 | 0.9524 | 32 |" in (folder / "per_class.md").read_text()
     png(folder / "confusion_matrix.png")
 
-    report.write_report(cfg, "search-1", None)  # no model exported: no stale model scores
+    report.render(cfg, trials, None, None)  # no model exported: no stale model scores
     assert not (folder / "per_class.csv").exists()
     assert not (folder / "confusion_matrix.png").exists()
-
-
-def test_the_command_reads_a_moved_folder(cfg, tmp_path, monkeypatch):
-    moved = tmp_path / "moved"
-    (moved / BEST_MODEL).mkdir(parents=True)
-    saved = cfg.to_dict() | {"output": str(tmp_path / "where-it-ran")}
-    (moved / SEARCH_FILE).write_text(json.dumps({"name": "search-1", "config": saved}))
-    (moved / BEST_MODEL / RESULT_FILE).write_text(json.dumps(RECORD))
-    seen = []
-
-    def load_trials(c, name):
-        seen.append((c.output_dir, name))
-        return [trial("a_00000", [0.6, 0.8], 2)]
-
-    monkeypatch.setattr(report, "load_trials", load_trials)
-    assert report.main([str(moved)]) == 0
-    assert seen == [(moved, "search-1")]
-    assert (moved / REPORT_DIR / "per_class.csv").is_file()
 
 
 def test_the_command_refuses_a_folder_without_a_search(tmp_path, capsys):

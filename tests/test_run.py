@@ -206,6 +206,8 @@ def test_report_has_a_row_per_trial_and_every_plot(tiny_search):
 
 def test_report_command_redraws_it(tiny_search, tmp_path):
     import shutil
+
+    import pandas as pd
     import subprocess
     import sys
 
@@ -216,3 +218,8 @@ def test_report_command_redraws_it(tiny_search, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert (copy / "report" / "learning_curves.png").is_file()
+    # The moved folder's own records: the exported model's per-class scores come back too.
+    record = json.loads((copy / "best_model" / RESULT_FILE).read_text())
+    per_class = pd.read_csv(copy / "report" / "per_class.csv").set_index("label")
+    for label, scores in record["test_per_class"].items():
+        assert per_class.loc[label].to_dict() == pytest.approx(scores)
