@@ -206,10 +206,10 @@ def test_report_has_a_row_per_trial_and_every_plot(tiny_search):
 
 def test_report_command_redraws_it(tiny_search, tmp_path):
     import shutil
-
-    import pandas as pd
     import subprocess
     import sys
+
+    import pandas as pd
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_search, copy, ignore=shutil.ignore_patterns("report"))
