@@ -64,7 +64,7 @@ def mlflow_server(tmp_path_factory):
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a loaded machine starts it slowly
         while True:
             try:
                 urllib.request.urlopen(f"{uri}/health", timeout=2)
