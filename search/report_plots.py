@@ -130,9 +130,12 @@ def plot_confusion_matrix(record: dict[str, Any], path: Path) -> None:
 @contextmanager
 def _optuna_plot() -> Iterator[None]:
     """Optuna's plots switch matplotlib to its ggplot style for good and warn that they are
-    experimental: both stay inside the plot drawn, relabelled and saved here."""
+    experimental (and, for importance, when every trial scores the same): all of it stays
+    inside the plot drawn, relabelled and saved here."""
     with matplotlib.rc_context(), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Importance over trials that all score the same: the plot shows equal bars already.
+        warnings.filterwarnings("ignore", message="Target and region quantiles select the same")
         yield
 
 
