@@ -79,15 +79,16 @@ def normalize(ds: Dataset, cfg: DataConfig) -> Dataset:
     ds = ds.filter(lambda row: isinstance(row[TEXT], str) and row[TEXT].strip() != "")
     if len(ds) == 0:
         raise DataError("dataset is empty: it has no rows with text")
-    unlabelled = list(ds[LABEL]).count(None)
+    values = list(ds[LABEL])
+    unlabelled = values.count(None)
     if unlabelled:
         raise DataError(
             f"{unlabelled} rows have no label in column {cfg.label_column!r}: "
             "label them or remove them"
         )
 
-    labels = cfg.labels or label_names(ds)
     feature = ds.features[LABEL]
+    labels = cfg.labels or label_names(feature, values)
     names = feature.names if isinstance(feature, ClassLabel) else None
     label2id = {name: i for i, name in enumerate(labels)}
 
@@ -100,7 +101,6 @@ def normalize(ds: Dataset, cfg: DataConfig) -> Dataset:
             return value  # ids into the configured labels
         return label2id.get(str(value).strip(), -1)
 
-    values = list(ds[LABEL])
     ids = [to_id(value) for value in values]
     bad = sorted({str(value) for value, i in zip(values, ids, strict=True) if i < 0})
     if bad:
@@ -124,14 +124,13 @@ def normalize(ds: Dataset, cfg: DataConfig) -> Dataset:
     return ds.cast_column(LABEL, ClassLabel(names=list(labels)))
 
 
-def label_names(ds: Dataset) -> list[str]:
-    """The labels of a dataset with no configured list: a ClassLabel's names in its order,
-    else the distinct values sorted, as transformers' `run_classification.py` does (numbers
-    in numeric order)."""
-    feature = ds.features[LABEL]
+def label_names(feature, values: list) -> list[str]:
+    """The labels of a label column (its feature, its values) with no configured list: a
+    ClassLabel's names in its order, else the distinct values sorted, as transformers'
+    `run_classification.py` does (numbers in numeric order)."""
     if isinstance(feature, ClassLabel):
         return list(feature.names)
-    values = set(ds.unique(LABEL))
+    values = set(values)
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         return [str(v) for v in sorted(values)]
     return sorted({str(v).strip() for v in values})
