@@ -9,10 +9,12 @@ trial's last result to `on_trial_complete` only, so Ray's searcher never reports
 
 from __future__ import annotations
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
+from search.layout import STUDY_NAME
 from trainable.hyperparameters import EPOCHS
 
 
@@ -71,3 +73,14 @@ class PruneAwareOptunaSearch(OptunaSearch):
         with the searcher holds what was true when Tune saved it."""
         number = self._ot_trials[trial_id].number
         return next(t for t in self._ot_study.get_trials(deepcopy=False) if t.number == number)
+
+
+def fail_abandoned_trials(storage_uri: str) -> int:
+    """Tells FAIL for the study's trials still running once a resumed search has ended: each
+    was asked for by a killed driver after Tune last saved its state, so the resumed search
+    never knew of it. Returns how many."""
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_uri)
+    abandoned = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in abandoned:
+        study.tell(trial.number, state=TrialState.FAIL)
+    return len(abandoned)

@@ -29,6 +29,8 @@ class ProgressPrinter(Callback):
         self.best: tuple[dict, str] | None = None  # (the best scores, trial id)
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        if not self.number:  # a resumed search counts the trials that ended before it stopped
+            self._count_ended(trials)
         self.number.setdefault(trial.trial_id, len(self.number) + 1)
         self._say(f"trial {self._name(trial)} started: {describe(trial.config)}")
 
@@ -46,15 +48,21 @@ class ProgressPrinter(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         ran = (trial.last_result or {}).get(TRAINING_ITERATION, 0)
-        outcome = "stopped early" if stopped_early(trial.config, trial.last_result) else "finished"
+        outcome = _outcome(trial, errored=False)
         self.counts[outcome] += 1
         self._say(f"trial {self._name(trial)} {outcome} after {ran} epochs")
         self._status(trials)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.counts["errored"] += 1
+        self.counts[_outcome(trial, errored=True)] += 1
         self._say(f"trial {self._name(trial)} errored: {_error_line(trial)}")
         self._status(trials)
+
+    def _count_ended(self, trials) -> None:
+        for trial in trials:
+            if trial.status in ("TERMINATED", "ERROR"):
+                self.number.setdefault(trial.trial_id, len(self.number) + 1)
+                self.counts[_outcome(trial, errored=trial.status == "ERROR")] += 1
 
     def _status(self, trials) -> None:
         done = sum(self.counts.values())
@@ -74,6 +82,12 @@ class ProgressPrinter(Callback):
     def _say(self, text: str) -> None:
         elapsed = _duration(time.monotonic() - self.started)
         print(f"[{elapsed:>7}] {text}", file=self.stream, flush=True)
+
+
+def _outcome(trial, errored: bool) -> str:
+    if errored:
+        return "errored"
+    return "stopped early" if stopped_early(trial.config, trial.last_result) else "finished"
 
 
 def _duration(seconds: float) -> str:

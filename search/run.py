@@ -88,11 +88,27 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
             f"search interrupted with {ended} of {cfg.search.trials} trials ended: finish it "
             f"with `python -m search.run --resume {cfg.output_dir}`"
         )
+    if resume:
+        close_abandoned(cfg, search_name)
     record = finish(cfg, search_name, run_id, results, setup, splits, sample_message(texts))
     record["wall_time_s"] = round(time.monotonic() - started, 1)
     record["disk_mb"] = round(disk_usage(cfg.output_dir) / 2**20, 1)
     mark_finished(cfg.output_dir, record)
     return {"config": cfg, "record": record}
+
+
+def close_abandoned(cfg: Config, search_name: str) -> None:
+    from search.optuna_search import fail_abandoned_trials
+    from search.tracking import ABANDONED_TAG, end_abandoned_runs
+
+    runs = end_abandoned_runs(cfg, search_name)
+    fail_abandoned_trials(cfg.optuna_uri)
+    if runs:
+        print(
+            f"{runs} trial(s) started just before the driver was killed were never saved by Tune "
+            f"and ran again as new trials: their MLflow runs end KILLED, tagged {ABANDONED_TAG}",
+            flush=True,
+        )
 
 
 def load_task(cfg: Config):

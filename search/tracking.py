@@ -21,6 +21,7 @@ SEARCH_TAG = "search"
 # MLflow nests a run under the run this tag names; MLflowLoggerCallback has no parent runs of
 # its own but passes its tags to every trial run it opens.
 PARENT_TAG = "mlflow.parentRunId"
+ABANDONED_TAG = "abandoned"
 # MLflow 3 opens an experiment without this tag on its GenAI overview (traces, which a search
 # has none of); tagged as model training, it opens on the runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -55,6 +56,25 @@ class ResumableMLflowLoggerCallback(MLflowLoggerCallback):
                 self._trial_runs[trial] = runs[0].info.run_id
                 client.update_run(runs[0].info.run_id, status="RUNNING")
         super().log_trial_start(trial)
+
+
+def end_abandoned_runs(cfg: Config, search_name: str) -> int:
+    """Ends as KILLED the trial runs still running once a resumed search has ended: each belongs
+    to a trial a killed driver started after Tune last saved its state, which the resumed search
+    never knew of (it ran another in its place). Returns how many."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=cfg.tracking_uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.{SEARCH_TAG} = '{search_name}' and tags.trial_name != '' "
+        "and attributes.status = 'RUNNING'",
+    )
+    for run in runs:
+        client.set_tag(run.info.run_id, ABANDONED_TAG, "the driver was killed before Tune saved it")
+        client.set_terminated(run.info.run_id, "KILLED")
+    return len(runs)
 
 
 def mlflow_callback(cfg: Config, search_name: str, parent_run_id: str) -> MLflowLoggerCallback:

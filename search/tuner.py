@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
@@ -18,6 +20,15 @@ from trainable.errors import SetupError
 from trainable.hyperparameters import typed
 from trainable.trial import TrialSetup, run_trial
 
+# Tune saves which trials exist (and the searcher's state) at most every 10 s by default; a
+# driver killed in between comes back without the trials it started since, whose runs
+# run.close_abandoned then ends. Saving every second keeps that window below a trial's start-up.
+SAVE_STATE_EVERY_S = "1"
+
+
+def save_state_often() -> None:
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", SAVE_STATE_EVERY_S)
+
 
 def trainable(setup: TrialSetup):
     # The trial function only waits on its Train workers, which hold the CPUs and GPUs. Holding
@@ -33,6 +44,7 @@ def restore_tuner(cfg: Config, setup: TrialSetup, search_name: str) -> tune.Tune
     path = cfg.experiment_path(search_name)
     if not tune.Tuner.can_restore(path):
         raise SetupError(f"{path} holds no restorable search: start it again with --overwrite")
+    save_state_often()
     return tune.Tuner.restore(
         path, trainable=trainable(setup), resume_unfinished=True, resume_errored=True
     )
@@ -52,6 +64,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
         reduction_factor=cfg.search.reduction_factor,
     )
     ranking = Ranking.of(cfg.search)
+    save_state_often()
     return tune.Tuner(
         trainable(setup),
         param_space=search_space(cfg.space),

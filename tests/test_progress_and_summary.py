@@ -13,10 +13,10 @@ from trainable.config import Config, DataConfig
 from trainable.task import resolve
 
 
-def _trial(trial_id, epochs, last_epoch=None):
+def _trial(trial_id, epochs, last_epoch=None, status="RUNNING"):
     last = {"training_iteration": last_epoch} if last_epoch else None
     config = {"learning_rate": 1e-4, "batch_size": 16, "epochs": epochs}
-    return SimpleNamespace(trial_id=trial_id, config=config, last_result=last)
+    return SimpleNamespace(trial_id=trial_id, config=config, last_result=last, status=status)
 
 
 def test_progress_names_the_metric_counts_outcomes_and_keeps_the_best_by_the_ranking():
@@ -39,6 +39,23 @@ def test_progress_names_the_metric_counts_outcomes_and_keeps_the_best_by_the_ran
     last = text.strip().splitlines()[-1]
     assert "2/3 done | 0 running | 1 finished | 1 stopped early | 0 errored" in last
     assert "best eval_macro_f1=0.8000 (b)" in last
+
+
+def test_a_resumed_search_counts_the_trials_that_ended_before_it_stopped():
+    out = io.StringIO()
+    printer = ProgressPrinter(4, Ranking("f1", "max", "loss"), stream=out)
+    restored = [
+        _trial("a", 2, last_epoch=2, status="TERMINATED"),
+        _trial("b", 3, last_epoch=1, status="TERMINATED"),
+        _trial("c", 2, status="ERROR"),
+        _trial("d", 2, status="PENDING"),
+    ]
+    printer.on_trial_start(0, restored, restored[3])
+    restored[3].last_result = {"training_iteration": 2}
+    printer.on_trial_complete(0, restored, restored[3])
+    text = out.getvalue()
+    assert "trial 4/4 (d) started" in text
+    assert "4/4 done | 0 running | 2 finished | 1 stopped early | 1 errored" in text
 
 
 def test_the_task_line_says_where_the_labels_came_from_and_what_ranks():
