@@ -11,7 +11,8 @@ from pathlib import Path
 import ray
 
 import trainable
-from trainable.config import Config
+from search.gpu_share import GIB, ModelShape, Share, choose, trial_peak_gib
+from trainable.config import AUTO, Config
 from trainable.errors import SetupError, first_line
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def fit_to_cluster(cfg: Config) -> Config:
         )
     fits = int(cpus // need_cpu)
     if use_gpu:
-        fits = min(fits, int(gpus // res.num_workers))
+        fits = min(fits, int(gpus * res.trials_sharing_a_gpu // res.num_workers))
     concurrent = min(cfg.search.max_concurrent, fits, cfg.search.trials)
     if concurrent < min(cfg.search.max_concurrent, cfg.search.trials):
         log.warning(
@@ -181,6 +182,46 @@ def fit_to_cluster(cfg: Config) -> Config:
         resources=dataclasses.replace(res, use_gpu=use_gpu, cpus_per_worker=per_worker),
         search=dataclasses.replace(cfg.search, max_concurrent=concurrent),
     )
+
+
+def share_gpus(cfg: Config, shape: ModelShape) -> tuple[Config, Share | None]:
+    """Resolves use_gpu and, with GPUs, how many trials share one (None without GPUs)."""
+    res = cfg.resources
+    gpu_nodes = [node["Resources"] for node in alive_nodes() if node["Resources"].get("GPU")]
+    use_gpu = capacity().get("GPU", 0) > 0 if res.use_gpu is None else res.use_gpu
+    if not use_gpu:
+        return dataclasses.replace(cfg, resources=dataclasses.replace(res, use_gpu=False)), None
+    trial_gib = trial_peak_gib(
+        shape, max(cfg.space.batch_size), cfg.model.max_length, cfg.train.precision
+    )
+    measure = res.trials_per_gpu == AUTO and res.num_workers == 1 and gpu_nodes
+    share = choose(
+        res.trials_per_gpu,
+        res.num_workers,
+        trial_gib,
+        gpu_memory_gib() if measure else None,
+        min((node.get("CPU", 0) / node["GPU"] for node in gpu_nodes), default=0),
+        res.cpus_per_worker,
+    )
+    resources = dataclasses.replace(res, use_gpu=True, trials_per_gpu=share.trials_per_gpu)
+    return dataclasses.replace(cfg, resources=resources), share
+
+
+def gpu_memory_gib() -> float | None:
+    """A GPU's memory, read on a GPU node by a task holding a sliver of one (the driver may
+    run where there is none). Clusters with GPUs of several sizes: set trials_per_gpu."""
+
+    @ray.remote(num_cpus=0, num_gpus=0.0001)
+    def total_memory() -> float:
+        import torch
+
+        return torch.cuda.get_device_properties(0).total_memory / GIB
+
+    try:
+        return ray.get(total_memory.remote(), timeout=300)
+    except Exception as exc:  # no CUDA there after all: share nothing rather than guess
+        log.warning("could not read a GPU's memory (%s): one trial per GPU", first_line(exc))
+        return None
 
 
 def shared_cpus(nodes: list[dict], cpus: float, workers: int, use_gpu: bool) -> int:

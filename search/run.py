@@ -43,7 +43,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     import ray
     from datasets import DatasetDict
 
-    from search.cluster import connect, fit_to_cluster
+    from search.cluster import connect, fit_to_cluster, share_gpus
     from search.tracking import check_tracking
     from search.tuner import build_tuner, restore_tuner
     from trainable.trial import TrialSetup
@@ -53,7 +53,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
         quiet_libraries()
     # Every check comes before the output folder is touched: bad input leaves nothing behind.
     labels_given = cfg.data.labels is not None
-    cfg, texts, splits = load_task(cfg)
+    cfg, texts, splits, shape = load_task(cfg)
     check_tracking(cfg)
     if resume:
         search = read_search(cfg.output_dir)
@@ -61,16 +61,20 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     else:
         check_output_free(cfg, overwrite)
     connect(cfg)
+    cfg, share = share_gpus(cfg, shape)
     cfg = fit_to_cluster(cfg)
     if not resume:
         search_name, run_id = claim_output(cfg, overwrite)
     print(describe_task(cfg, {k: len(v) for k, v in splits.items()}, labels_given), flush=True)
     res = cfg.resources
+    gpu = f" + 1/{share.trials_per_gpu} GPU" if share else ""
     print(
         f"trials: {cfg.search.max_concurrent} at once, each {res.num_workers} worker(s) x "
-        f"{res.cpus_per_worker} CPU{' + 1 GPU' if res.use_gpu else ''}",
+        f"{res.cpus_per_worker} CPU{gpu}",
         flush=True,
     )
+    if share:
+        print(f"GPU sharing: {share.trials_per_gpu} trial(s) per GPU: {share.reason}", flush=True)
     setup = TrialSetup(
         config=cfg,
         # Tokenized once here; every trial reads the same object from the object store.
@@ -112,16 +116,19 @@ def close_abandoned(cfg: Config, search_name: str) -> None:
 
 
 def load_task(cfg: Config):
-    """The config resolved against the data (labels, positive class, metric), the text splits
-    and the tokenized ones."""
+    """The config resolved against the data (labels, positive class, metric), the text splits,
+    the tokenized ones, and the model's shape (what a trial's GPU memory depends on)."""
+    from search.gpu_share import ModelShape
     from trainable import data, task
-    from trainable.model import check_remote_code, load_tokenizer
+    from trainable.model import check_remote_code, load_tokenizer, model_config, parameter_count
 
     tokenizer = load_tokenizer(cfg.model)
     check_remote_code(cfg.model)
     texts = data.prepare(cfg.data, cfg.seed)
     cfg = task.resolve(cfg, texts["train"].features[data.LABEL].names)
-    return cfg, texts, data.tokenize(texts, tokenizer, cfg.model.max_length)
+    config = model_config(cfg.model, cfg.data.labels, tokenizer)
+    shape = ModelShape.of(config, parameter_count(cfg.model, config))
+    return cfg, texts, data.tokenize(texts, tokenizer, cfg.model.max_length), shape
 
 
 def sample_message(texts) -> str:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pandas as pd
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import TINY, run_cli
 
 
-def _refuse(tmp_path, *args, words=()):
-    """Runs the tiny search with extra args; it must refuse with one line and write nothing."""
+def _refuse(tmp_path, capsys, *args, words=()):
+    """Runs the tiny search with extra args through the CLI's entry point in this process (the
+    path of `python -m search.run` without a new interpreter per case); it must refuse with one
+    line and write nothing."""
+    from search.run import main
+
     out = tmp_path / "out"
-    proc = run_cli("--config", "configs/tiny.yaml", "--output", str(out), *args)
-    _assert_refused(proc, *words)
+    code = main(["--config", str(TINY), "--output", str(out), *args])
+    captured = capsys.readouterr()
+    _assert_refused(subprocess.CompletedProcess([], code, captured.out, captured.err), *words)
     assert not out.exists()
 
 
@@ -54,7 +60,6 @@ CASES = {
     "trials below 1": (["--trials", "0"], ["--trials"]),
     "missing data file": (["--set", "data.source=/no/such/file.csv"], ["does not exist"]),
     "bad override": (["--set", "search.trials"], ["key.sub=value"]),
-    "impossible resources": (["--set", "resources.cpus_per_worker=64"], ["needs 64 CPUs"]),
     "initial point outside the space": (
         ["--set", "search.initial_points=[{learning_rate: 1.0, batch_size: 16, epochs: 1}]"],
         ["search.initial_points[0]", "outside space.learning_rate"],
@@ -67,16 +72,24 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_config_is_refused(case, tmp_path):
+def test_bad_config_is_refused(case, tmp_path, capsys):
     args, words = CASES[case]
-    _refuse(tmp_path, *args, words=words)
+    _refuse(tmp_path, capsys, *args, words=words)
 
 
-def test_unparsable_config_names_the_line(tmp_path):
+def test_a_trial_larger_than_the_cluster_is_refused_by_the_cli_process(tmp_path):
+    # As a user runs it, in its own process: Ray starts, and the check comes before any trial.
+    out = tmp_path / "out"
+    proc = run_cli("--config", str(TINY), "--output", str(out),
+                   "--set", "resources.cpus_per_worker=64")  # fmt: skip
+    _assert_refused(proc, "needs 64 CPUs")
+    assert not out.exists()
+
+
+def test_unparsable_config_names_the_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("search:\n  trials: 2\n  metric: [eval_f1\n")
-    proc = run_cli("--config", str(bad), "--output", str(tmp_path / "out"))
-    _assert_refused(proc, "not valid YAML", "line")
+    _refuse(tmp_path, capsys, "--config", str(bad), words=["not valid YAML", "line"])
 
 
 @pytest.mark.parametrize(
@@ -100,29 +113,35 @@ def test_unparsable_config_names_the_line(tmp_path):
         "empty",
     ],
 )
-def test_bad_data_is_refused(rows, overrides, words, tmp_path, spam_csv):
+def test_bad_data_is_refused(rows, overrides, words, tmp_path, spam_csv, capsys):
     path = spam_csv(rows) if rows else str(tmp_path / "empty.csv")
     if not rows:
         (tmp_path / "empty.csv").write_text("text,label\n")
-    _refuse(tmp_path, "--data", path, *overrides, words=words)
+    _refuse(tmp_path, capsys, "--data", path, *overrides, words=words)
 
 
-def test_unreachable_mlflow_and_ray_are_refused_before_training(tmp_path):
-    _refuse(tmp_path, "--tracking-uri", "http://127.0.0.1:9", words=["MLflow", "--tracking-uri"])
-    _refuse(tmp_path, "--address", "127.0.0.1:9", words=["could not reach Ray", "--address"])
+def test_unreachable_mlflow_and_ray_are_refused_before_training(tmp_path, capsys):
+    _refuse(tmp_path, capsys, "--tracking-uri", "http://127.0.0.1:9",
+            words=["MLflow", "--tracking-uri"])  # fmt: skip
+    _refuse(tmp_path, capsys, "--address", "127.0.0.1:9",
+            words=["could not reach Ray", "--address"])  # fmt: skip
 
 
-def test_output_folder_of_another_search_is_refused(tmp_path):
+def test_output_folder_of_another_search_is_refused(tmp_path, capsys):
+    from search.run import main
+
     out = tmp_path / "out"
     out.mkdir()
     marker = out / "search.json"
     marker.write_text(json.dumps({"name": "earlier"}))
-    proc = run_cli("--config", "configs/tiny.yaml", "--output", str(out))
-    _assert_refused(proc, "already holds a search", "--overwrite")
+    assert main(["--config", str(TINY), "--output", str(out)]) == 2
+    captured = capsys.readouterr()
+    _assert_refused(subprocess.CompletedProcess([], 2, captured.out, captured.err),
+                    "already holds a search", "--overwrite")  # fmt: skip
     assert json.loads(marker.read_text()) == {"name": "earlier"}
 
 
-def test_a_model_with_custom_code_is_refused_unless_trusted_by_name(tmp_path):
+def test_a_model_with_custom_code_is_refused_unless_trusted_by_name(tmp_path, capsys):
     """trust_remote_code stays off: a model folder whose config points at its own Python code
     is refused up front, and that code never runs."""
     from trainable.config import ModelConfig
@@ -139,7 +158,7 @@ def test_a_model_with_custom_code_is_refused_unless_trusted_by_name(tmp_path):
     )
     auto_map = {"AutoConfig": "custom.CustomConfig"}
     (model / "config.json").write_text(json.dumps({"model_type": "custom-x", "auto_map": auto_map}))
-    _refuse(tmp_path, "--set", f"model.name={model}", "--set", "model.tiny=false",
+    _refuse(tmp_path, capsys, "--set", f"model.name={model}", "--set", "model.tiny=false",
             words=["custom code", "model.trust_remote_code"])  # fmt: skip
     assert not (model / "EXECUTED").exists()
 

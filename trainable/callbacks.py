@@ -53,6 +53,10 @@ class WorkCallback(TrainerCallback):
             "tokens_trained": round(self.tokens_per_epoch * state.epoch),
             "tokens_computed": state.num_input_tokens_seen,
         }
+        if args.device.type == "cuda":  # checks search/gpu_share.py's estimate
+            import torch
+
+            counts["gpu_peak_gib"] = torch.cuda.max_memory_reserved(args.device) / 2**30
         metrics.update(self.work, **counts)
         state.log_history[-1].update(self.work, **counts)
 

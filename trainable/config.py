@@ -73,7 +73,15 @@ class ResourcesConfig:
     num_workers: int = 1
     cpus_per_worker: int | None = None  # None: share the CPUs among the running trials
     use_gpu: bool | None = None
+    # Trials sharing one GPU (each worker asks for 1/n of it); AUTO: as many as the GPU's
+    # memory and the GPU node's CPUs fit, at the space's largest batch (search/gpu_share.py).
+    trials_per_gpu: int | str = AUTO
     max_failures: int = 1
+
+    @property
+    def trials_sharing_a_gpu(self) -> int:
+        """trials_per_gpu once the search resolved it; a whole GPU per worker until then."""
+        return self.trials_per_gpu if isinstance(self.trials_per_gpu, int) else 1
 
 
 @dataclass
@@ -110,6 +118,18 @@ class Config:
         if self.resources.cpus_per_worker is not None:
             _at_least(self.resources.cpus_per_worker, 1, "resources.cpus_per_worker")
         _at_least(self.resources.max_failures, 0, "resources.max_failures")
+        if self.resources.trials_per_gpu != AUTO:
+            if not isinstance(self.resources.trials_per_gpu, int):
+                raise ConfigError(
+                    f"resources.trials_per_gpu is {self.resources.trials_per_gpu!r}: use auto "
+                    "or a whole number such as 4"
+                )
+            _at_least(self.resources.trials_per_gpu, 1, "resources.trials_per_gpu")
+            if self.resources.trials_per_gpu > 1 and self.resources.num_workers > 1:
+                raise ConfigError(
+                    "resources.trials_per_gpu > 1 with resources.num_workers > 1 would put two "
+                    "workers of one trial on one GPU: set trials_per_gpu to 1 or auto"
+                )
         _at_least(self.train.eval_batch_size, 1, "train.eval_batch_size")
         if not 0 <= self.train.warmup_ratio < 1:
             raise ConfigError(

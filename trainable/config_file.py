@@ -103,7 +103,16 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         options = typing.get_args(kind)
         if value is None and type(None) in options:
             return None
-        kind = next(option for option in options if option is not type(None))
+        kinds = [option for option in options if option is not type(None)]
+        if len(kinds) > 1:  # e.g. int | str: the first that takes the value
+            for option in kinds:
+                try:
+                    return _coerce(value, option, key)
+                except ConfigError:
+                    pass
+            names = " or ".join(option.__name__ for option in kinds)
+            raise ConfigError(f"{key} must be {names}; got {value!r}")
+        kind = kinds[0]
         origin = typing.get_origin(kind)
     if origin is dict:
         _, item = typing.get_args(kind)

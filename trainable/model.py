@@ -7,6 +7,7 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DistilBertConfig,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     set_seed,
@@ -65,10 +66,19 @@ def load_model(
     """
     if seed is not None:
         set_seed(seed)
-    id2label = dict(enumerate(labels))
-    label2id = {name: i for i, name in id2label.items()}
     if cfg.tiny:
-        config = DistilBertConfig(
+        return AutoModelForSequenceClassification.from_config(model_config(cfg, labels, tokenizer))
+    return AutoModelForSequenceClassification.from_pretrained(
+        model_path(cfg), trust_remote_code=cfg.trust_remote_code, **_label_maps(labels)
+    )
+
+
+def model_config(
+    cfg: ModelConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase
+) -> PretrainedConfig:
+    """The classifier's config: its shape, and the label names."""
+    if cfg.tiny:
+        return DistilBertConfig(
             vocab_size=len(tokenizer),
             dim=32,
             hidden_dim=64,
@@ -76,15 +86,29 @@ def load_model(
             n_heads=2,
             max_position_embeddings=max(cfg.max_length, 64),
             pad_token_id=tokenizer.pad_token_id,
-            num_labels=len(labels),
-            id2label=id2label,
-            label2id=label2id,
+            **_label_maps(labels),
         )
-        return AutoModelForSequenceClassification.from_config(config)
-    return AutoModelForSequenceClassification.from_pretrained(
-        model_path(cfg),
-        num_labels=len(labels),
-        id2label=id2label,
-        label2id=label2id,
-        trust_remote_code=cfg.trust_remote_code,
+    return AutoConfig.from_pretrained(
+        model_path(cfg), trust_remote_code=cfg.trust_remote_code, **_label_maps(labels)
     )
+
+
+def parameter_count(cfg: ModelConfig, config: PretrainedConfig) -> int:
+    """The classifier's parameters, counted on a model built without memory (torch's meta
+    device) so that nothing is downloaded or allocated."""
+    import torch
+
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(
+            config, trust_remote_code=cfg.trust_remote_code
+        )
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def _label_maps(labels: list[str]) -> dict:
+    id2label = dict(enumerate(labels))
+    return {
+        "num_labels": len(labels),
+        "id2label": id2label,
+        "label2id": {name: i for i, name in id2label.items()},
+    }

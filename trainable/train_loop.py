@@ -97,11 +97,20 @@ def run(work: Work) -> None:
     splits = ray.get(work.splits_ref)
     torch.set_num_threads(cfg.resources.cpus_per_worker)
     with tempfile.TemporaryDirectory(prefix="hf-trainer-") as output_dir:
-        if work.mode is Mode.REFIT:
-            both = concatenate_datasets([splits["train"], splits["validation"]])
-            refit(cfg, hp, {"train": both}, work.stop_after_epochs, output_dir)
-        else:
-            trial(cfg, hp, splits, output_dir, loop_started_at)
+        try:
+            if work.mode is Mode.REFIT:
+                both = concatenate_datasets([splits["train"], splits["validation"]])
+                refit(cfg, hp, {"train": both}, work.stop_after_epochs, output_dir)
+            else:
+                trial(cfg, hp, splits, output_dir, loop_started_at)
+        except torch.OutOfMemoryError:
+            # The trial fails alone, its reason one line that names the knobs.
+            raise MemoryError(
+                f"out of GPU memory with {cfg.resources.trials_sharing_a_gpu} trial(s) per GPU "
+                f"at batch size {hp['batch_size']} and model.max_length "
+                f"{cfg.model.max_length}: lower resources.trials_per_gpu, space.batch_size or "
+                "model.max_length"
+            ) from None
 
 
 def trial(cfg: Config, hp: dict, splits, output_dir: str, loop_started_at: float) -> None:

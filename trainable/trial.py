@@ -31,7 +31,8 @@ class TrialSetup:
 def scaling_config(cfg: Config) -> train.ScalingConfig:
     resources = {"CPU": cfg.resources.cpus_per_worker}
     if cfg.resources.use_gpu:
-        resources["GPU"] = 1
+        # A fraction below 1 puts several trials' workers on one GPU; each sees it as cuda:0.
+        resources["GPU"] = 1 / cfg.resources.trials_sharing_a_gpu
     return train.ScalingConfig(
         num_workers=cfg.resources.num_workers,
         use_gpu=bool(cfg.resources.use_gpu),
