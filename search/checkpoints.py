@@ -19,14 +19,23 @@ log = logging.getLogger(__name__)
 
 class CheckpointPruner(Callback):
     """Once a trial ends, keeps its best checkpoint, and only the top `keep_top_trials` ended
-    trials' bests."""
+    trials' bests, and the best of the trial that ran `defaults` (the test split compares the
+    exported model with it, search/payoff.py)."""
 
-    def __init__(self, checkpoint_storage: str, ranking: Ranking, keep_top_trials: int):
+    def __init__(
+        self,
+        checkpoint_storage: str,
+        ranking: Ranking,
+        keep_top_trials: int,
+        defaults: dict | None = None,
+    ):
         self.storage = checkpoint_storage.rstrip("/")
         self.ranking = ranking
         self.keep = keep_top_trials
+        self.defaults = defaults
         self.best: dict[str, tuple[dict, str]] = {}  # trial id → (its best scores, checkpoint)
         self.ended: list[str] = []
+        self.kept: set[str] = set()  # the defaults' trial
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         # A running trial is never pruned: Tune hears of a checkpoint after Ray Train has
@@ -38,12 +47,15 @@ class CheckpointPruner(Callback):
             self.best[trial.trial_id] = (result, path)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._trial_ended(trial.trial_id)
+        self._trial_ended(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._trial_ended(trial.trial_id)
+        self._trial_ended(trial)
 
-    def _trial_ended(self, trial_id: str) -> None:
+    def _trial_ended(self, trial) -> None:
+        trial_id = trial.trial_id
+        if self.defaults and all(trial.config.get(k) == v for k, v in self.defaults.items()):
+            self.kept.add(trial_id)
         best = self.best.get(trial_id)
         self._delete(trial_id, keep={best[1]} if best else set())
         self.ended.append(trial_id)
@@ -53,7 +65,8 @@ class CheckpointPruner(Callback):
             reverse=True,
         )
         for loser in ranked[self.keep :]:
-            self._delete(loser, keep=set())
+            if loser not in self.kept:
+                self._delete(loser, keep=set())
 
     def _delete(self, trial_id: str, keep: set[str]) -> None:
         fs, root = pyarrow.fs.FileSystem.from_uri(_uri(f"{self.storage}/{trial_id}"))

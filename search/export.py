@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from ray.train import Checkpoint
 from ray.train.huggingface.transformers import RayTrainReportCallback
 from sklearn.metrics import confusion_matrix
@@ -31,15 +32,14 @@ def export_best(
     test_split,
     destination: Path,
     refit: Refit | None = None,
-) -> dict[str, Any]:
-    """Writes safetensors weights, tokenizer and hpo_result.json; returns the result record.
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Writes safetensors weights, tokenizer and hpo_result.json; returns the result record
+    and the classes the exported model predicts for the test split.
 
     The weights are the refit's when there is one, else the best trial's best checkpoint."""
-    source = refit.checkpoint if refit else Checkpoint(best.checkpoint_path)
-    with source.as_directory() as restored:
-        hf_dir = Path(restored) / RayTrainReportCallback.CHECKPOINT_NAME
-        model = AutoModelForSequenceClassification.from_pretrained(hf_dir)
-        tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    model, tokenizer = load_checkpoint(
+        refit.checkpoint if refit else Checkpoint(best.checkpoint_path)
+    )
     labels = cfg.data.labels
     metrics = ClassificationMetrics(labels, cfg.data.positive_label)
     test, predicted = predict_split(
@@ -74,7 +74,32 @@ def export_best(
     # position embeddings may not reach.
     tokenizer.model_max_length = cfg.model.max_length
     tokenizer.save_pretrained(partial)
-    (partial / RESULT_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    write_record(partial, record)
     shutil.rmtree(destination, ignore_errors=True)
     partial.rename(destination)
-    return record
+    return record, predicted
+
+
+def write_record(model_dir: Path, record: dict[str, Any]) -> None:
+    """hpo_result.json, replaced whole (never left half-written)."""
+    partial = model_dir / f"{RESULT_FILE}.partial"
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    partial.replace(model_dir / RESULT_FILE)
+
+
+def load_checkpoint(checkpoint: Checkpoint):
+    """The model and tokenizer a trial's (or the refit's) checkpoint holds."""
+    with checkpoint.as_directory() as restored:
+        hf_dir = Path(restored) / RayTrainReportCallback.CHECKPOINT_NAME
+        return (
+            AutoModelForSequenceClassification.from_pretrained(hf_dir),
+            AutoTokenizer.from_pretrained(hf_dir),
+        )
+
+
+def predict_checkpoint(checkpoint_path: str, cfg: Config, split) -> np.ndarray:
+    """The classes a trial's checkpoint predicts for a tokenized split."""
+    model, tokenizer = load_checkpoint(Checkpoint(checkpoint_path))
+    metrics = ClassificationMetrics(cfg.data.labels, cfg.data.positive_label)
+    batch = cfg.train.eval_batch_size
+    return predict_split(model, tokenizer, split, batch, "test", metrics)[1]

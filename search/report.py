@@ -27,7 +27,7 @@ from trainable.errors import SetupError, UserError
 from trainable.hyperparameters import hyperparameter_names
 
 PER_CLASS_COLUMNS = ["label", "precision", "recall", "f1", "support"]
-PER_CLASS_FILES = ("per_class.csv", "per_class.md", "confusion_matrix.png")
+PER_CLASS_FILES = ("per_class.csv", "per_class.md", "confusion_matrix.png", "intervals.png")
 
 
 @dataclass
@@ -77,6 +77,29 @@ def trials_table(trials: list[TrialRecord], metric: str, mode: str) -> pd.DataFr
     return pd.DataFrame(rows, columns=columns)
 
 
+def with_intervals(frame: pd.DataFrame, boot: dict[str, Any]) -> pd.DataFrame:
+    """The trials table with each trial's validation interval (at its best epoch), its
+    difference to the winner, and whether it ties with the winner."""
+    scores = {boot["winner"]["trial_id"]: boot["winner"], **boot["others"]}
+    differences = boot["difference_to_winner"]
+
+    def bounds(trial_id: str, table: dict) -> str:
+        s = table.get(trial_id)
+        return f"[{s['low']:.4f}, {s['high']:.4f}]" if s else "-"
+
+    def tie(trial_id: str) -> str:
+        if trial_id == boot["winner"]["trial_id"]:
+            return "winner"
+        return "" if trial_id not in differences else (
+            "tied" if trial_id in boot["tied_with_winner"] else "no")  # fmt: skip
+
+    frame = frame.copy()
+    frame["interval"] = [bounds(t, scores) for t in frame["trial"]]
+    frame["vs_winner"] = [bounds(t, differences) for t in frame["trial"]]
+    frame["tied_with_winner"] = [tie(t) for t in frame["trial"]]
+    return frame
+
+
 def per_class_table(record: dict[str, Any]) -> pd.DataFrame:
     """The exported model's precision, recall, f1 and support on test, one row per label."""
     scores = record["test_per_class"]
@@ -114,6 +137,9 @@ def render(
     report = cfg.output_dir / REPORT_DIR
     report.mkdir(parents=True, exist_ok=True)
     frame = trials_table(trials, name, mode)
+    boot = (record or {}).get("validation_bootstrap")
+    if boot:
+        frame = with_intervals(frame, boot)
     frame.to_csv(report / "trials.csv", index=False)
     formats = {c: "{:.4f}" for c in frame.columns if c.startswith(("final_", "best_"))}
     formats |= {c: "{:.2e}" for c in hyperparameter_names() if frame[c].dtype.kind == "f"}
@@ -132,6 +158,8 @@ def render(
         (report / "per_class.md").write_text(markdown(table, scores) + "\n")
     if record and record.get("confusion_matrix"):
         plots.plot_confusion_matrix(record, report / "confusion_matrix.png")
+    if boot:
+        plots.plot_intervals(boot, report / "intervals.png")
     return report
 
 

@@ -108,6 +108,39 @@ def plot_importance(study: optuna.Study | None, target: str, path: Path) -> None
         _save(ax.figure, path)
 
 
+TOP_TRIALS_DRAWN = 12
+
+
+def plot_intervals(boot: dict[str, Any], path: Path) -> None:
+    """The top trials' validation scores with their bootstrap intervals: the winner, the
+    trials tied with it (their difference to it contains 0) and the rest."""
+    winner = boot["winner"]
+    rows = [(winner["trial_id"], winner, "winner")] + [
+        (trial_id, scores, "tied" if trial_id in boot["tied_with_winner"] else "not tied")
+        for trial_id, scores in boot["others"].items()
+    ]
+    rows = sorted(rows, key=lambda row: row[1]["value"], reverse=True)[:TOP_TRIALS_DRAWN]
+    colors = {"winner": "C3", "tied": "C0", "not tied": "0.6"}
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.5))
+    for y, (_, scores, kind) in enumerate(rows):
+        ax.errorbar(
+            scores["value"], y,
+            xerr=[[scores["value"] - scores["low"]], [scores["high"] - scores["value"]]],
+            fmt="o", color=colors[kind], capsize=3,
+            label=kind if kind not in ax.get_legend_handles_labels()[1] else None,
+        )  # fmt: skip
+    ax.set_yticks(range(len(rows)), [row[0] for row in rows])
+    ax.invert_yaxis()
+    ax.axvline(winner["value"], color=colors["winner"], lw=0.8, ls=":")
+    ax.legend(loc="lower left", fontsize="small")
+    ax.set(
+        xlabel=f"validation {boot['metric']} ({boot['confidence']:.0%} bootstrap interval)",
+        title=f"Top trials: tied = difference to the winner contains 0 "
+        f"({boot['examples']} messages)",
+    )
+    _save(fig, path)
+
+
 def plot_confusion_matrix(record: dict[str, Any], path: Path) -> None:
     """The exported model's counts on test: rows the true class, columns the predicted one."""
     from sklearn.metrics import ConfusionMatrixDisplay

@@ -145,7 +145,7 @@ def sample_message(texts) -> str:
 
 def finish(cfg: Config, search_name: str, run_id: str, results, setup, splits, sample: str):
     """After the trials: the best one selected, refit, exported, reported and logged."""
-    from search.export import export_best
+    from search.export import export_best, write_record
     from search.refit import refit_best
     from search.report import write_report
     from search.selection import find_best
@@ -161,10 +161,34 @@ def finish(cfg: Config, search_name: str, run_id: str, results, setup, splits, s
         )
     refit = refit_best(best, setup, splits) if cfg.search.refit else None
     model_dir = cfg.output_dir / BEST_MODEL
-    record = export_best(best, cfg, splits["test"], model_dir, refit)
+    record, test_predictions = export_best(best, cfg, splits["test"], model_dir, refit)
     record.update(trials=len(results), failed_trials=failed, sample_message=sample)
+    record.update(payoff(cfg, results, best, splits, test_predictions))
+    write_record(model_dir, record)
     report_dir = write_report(cfg, search_name, record)
     close_search_run(cfg, run_id, record, report_dir, model_dir)
+    return record
+
+
+def payoff(cfg: Config, results, best, splits, test_predictions) -> dict[str, Any]:
+    """Did the search pay off: the winner's validation interval and the trials tied with it,
+    and the exported model's test gain over the defaults' trial (search/payoff.py)."""
+    from search.export import predict_checkpoint
+    from search.payoff import defaults_trial, test_gain, validation_payoff
+
+    record = {
+        "validation_bootstrap": validation_payoff(
+            results, cfg, best.trial_id, splits["validation"]["label"]
+        ),
+        "gain_over_defaults": None,
+    }
+    defaults = defaults_trial(results, cfg)
+    if defaults is not None and record["validation_bootstrap"] is not None:
+        trial_id, checkpoint = defaults
+        predicted = predict_checkpoint(checkpoint, cfg, splits["test"])
+        record["gain_over_defaults"] = test_gain(
+            cfg, splits["test"]["label"], test_predictions, predicted, trial_id
+        )
     return record
 
 

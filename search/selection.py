@@ -18,7 +18,9 @@ from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from trainable.config import Config, SearchConfig
 from trainable.hyperparameters import hyperparameter_names
-from trainable.metrics import METRIC_MODES
+from trainable.metrics import METRIC_MODES, PREDICTIONS
+
+PREDICTIONS_KEY = f"eval_{PREDICTIONS}"  # each evaluation's predicted classes, encoded
 
 
 def metric_key(name: str) -> str:
@@ -72,15 +74,12 @@ class BestTrial:
 def find_best(results: ResultGrid, cfg: Config) -> BestTrial | None:
     """The best epoch of any trial whose checkpoint still exists; None when no trial reported."""
     ranking = Ranking.of(cfg.search)
-    candidates = []
-    for result in results:
-        frame = result.metrics_dataframe
-        if frame is None or frame.empty or CHECKPOINT_PATH_KEY not in frame:
-            continue
-        for row in frame.to_dict("records"):
-            key = ranking.key(row)
-            if key is not None and isinstance(row.get(CHECKPOINT_PATH_KEY), str):
-                candidates.append((key, result, row))
+    candidates = [
+        (key, result, row)
+        for result in results
+        for key, row in _ranked_rows(result, ranking)
+        if isinstance(row.get(CHECKPOINT_PATH_KEY), str)
+    ]
     candidates.sort(key=lambda item: item[0], reverse=True)
     for _, result, row in candidates:
         if _exists(row[CHECKPOINT_PATH_KEY]):
@@ -88,10 +87,31 @@ def find_best(results: ResultGrid, cfg: Config) -> BestTrial | None:
                 trial_id=result.metrics.get("trial_id", ""),
                 hyperparameters={k: result.config[k] for k in hyperparameter_names()},
                 epoch=int(row["training_iteration"]),
-                validation={k: v for k, v in row.items() if k.startswith("eval_")},
+                validation={
+                    k: v for k, v in row.items() if k.startswith("eval_") and k != PREDICTIONS_KEY
+                },
                 checkpoint_path=row[CHECKPOINT_PATH_KEY],
             )
     return None
+
+
+def best_per_trial(results: ResultGrid, ranking: Ranking) -> dict[str, tuple[Any, dict]]:
+    """Each trial's best evaluation by the ranking: trial id → (its Result, that row)."""
+    bests = {}
+    for result in results:
+        rows = sorted(_ranked_rows(result, ranking), key=lambda item: item[0])
+        if rows:
+            bests[result.metrics.get("trial_id", "")] = (result, rows[-1][1])
+    return bests
+
+
+def _ranked_rows(result, ranking: Ranking) -> list[tuple[tuple[float, float], dict]]:
+    """A trial's evaluations that have a finite metric, with their ranking keys."""
+    frame = result.metrics_dataframe
+    if frame is None or frame.empty:
+        return []
+    rows = ((ranking.key(row), row) for row in frame.to_dict("records"))
+    return [(key, row) for key, row in rows if key is not None]
 
 
 def _finite(value: Any) -> float | None:

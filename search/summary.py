@@ -53,6 +53,45 @@ def per_class_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def payoff_lines(record: dict[str, Any]) -> list[str]:
+    """Did the search pay off: the winner's interval, the trials tied with it, the gain over
+    the defaults' trial."""
+    boot = record.get("validation_bootstrap")
+    if not boot:
+        return ["did the search pay off: no interval (the metric is loss, or no trial kept its "
+                "validation predictions)"]  # fmt: skip
+    metric, share = boot["metric"], f"{boot['confidence']:.0%}"
+    winner = boot["winner"]
+    lines = [
+        f"did the search pay off ({share} paired bootstrap intervals, {boot['resamples']} "
+        f"resamples of the {boot['examples']} validation messages):",
+        f"  winner {winner['trial_id']}: validation {metric} {_interval(winner)}",
+    ]
+    tied, others = boot["tied_with_winner"], len(boot["difference_to_winner"])
+    if others:
+        named = ", ".join(tied[:8]) + (", ..." if len(tied) > 8 else "")
+        lines.append(
+            f"  tied with the winner (their difference contains 0): {len(tied)} of {others} other "
+            f"trials{': ' + named if tied else ''}"
+        )
+    gain = record.get("gain_over_defaults")
+    if gain is None:
+        lines.append("  over the defaults: no defaults' trial (search.initial_points is empty)")
+    else:
+        verdict = "a real gain" if gain["distinguishable"] and gain["value"] > 0 else (
+            "a loss" if gain["distinguishable"] else "not distinguishable from zero")  # fmt: skip
+        lines.append(
+            f"  over the defaults ({describe(gain['defaults_hyperparameters'])}, trial "
+            f"{gain['defaults_trial']}): test {gain['metric']} {gain['value']:+.4f} "
+            f"[{gain['low']:+.4f}, {gain['high']:+.4f}]: {verdict}"
+        )
+    return lines
+
+
+def _interval(scores: dict[str, float]) -> str:
+    return f"{scores['value']:.4f} [{scores['low']:.4f}, {scores['high']:.4f}]"
+
+
 def print_summary(cfg: Config, record: dict[str, Any]) -> None:
     from transformers import pipeline
 
@@ -78,6 +117,8 @@ def print_summary(cfg: Config, record: dict[str, Any]) -> None:
         )
     print(f"  test:       {headline(record['test_metrics'], 'test')} (the exported model)")
     for line in per_class_lines(record):
+        print(line)
+    for line in payoff_lines(record):
         print(line)
     print(f"exported model: {model_dir}")
     print(f"disk used: {record['disk_mb']:.0f} MB in {cfg.output_dir}")

@@ -132,18 +132,38 @@ def close_search_run(
     if record is None or model_dir is None:
         client.set_terminated(run_id, "FAILED")
         return
+    scores = {**record["test_metrics"], **payoff_metrics(record)}
+    now = int(time.time() * 1000)
     client.log_batch(
-        run_id,
-        metrics=[
-            mlflow.entities.Metric(key, value, int(time.time() * 1000), 0)
-            for key, value in record["test_metrics"].items()
-        ],
+        run_id, metrics=[mlflow.entities.Metric(k, v, now, 0) for k, v in scores.items()]
     )
+    for key in ("validation_bootstrap", "gain_over_defaults"):
+        if record.get(key):
+            client.log_dict(run_id, record[key], f"{key}.json")
+    if record.get("validation_bootstrap"):
+        tied = record["validation_bootstrap"]["tied_with_winner"]
+        client.set_tag(run_id, "tied_with_winner", ", ".join(tied)[:5000] or "none")
     client.log_dict(run_id, record["test_per_class"], "test_per_class.json")
     client.log_dict(run_id, record["confusion_matrix"], "test_confusion_matrix.json")
     client.set_tag(run_id, "best_trial", record["trial_id"])
     log_model(cfg, run_id, model_dir, record["sample_message"])
     client.set_terminated(run_id, "FINISHED")
+
+
+def payoff_metrics(record: dict) -> dict[str, float]:
+    """The bootstraps' bounds as metrics: the winner's validation interval, the test gain over
+    the defaults' trial and its interval."""
+    metrics = {}
+    boot = record.get("validation_bootstrap")
+    if boot:
+        for end in ("low", "high"):
+            metrics[f"validation_{boot['metric']}_{end}"] = boot["winner"][end]
+    gain = record.get("gain_over_defaults")
+    if gain:
+        metrics["test_gain_over_defaults"] = gain["value"]
+        for end in ("low", "high"):
+            metrics[f"test_gain_over_defaults_{end}"] = gain[end]
+    return metrics
 
 
 def log_model(cfg: Config, run_id: str, model_dir: Path, example: str) -> None:

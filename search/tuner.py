@@ -83,7 +83,14 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
             callbacks=[
                 mlflow_callback(cfg, search_name, parent_run_id),
                 ProgressPrinter(cfg.search.trials, ranking),
-                CheckpointPruner(setup.checkpoint_storage, ranking, cfg.search.keep_top_trials),
+                CheckpointPruner(
+                    setup.checkpoint_storage,
+                    ranking,
+                    cfg.search.keep_top_trials,
+                    defaults=typed(cfg.search.initial_points[0])
+                    if cfg.search.initial_points
+                    else None,
+                ),
             ],
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=1 if cfg.verbose else 0,

@@ -36,6 +36,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900)
     )
 
 
+# The first trial of the shared search, as the shipped configs run the HF Trainer's defaults.
+DEFAULTS_POINT = "{learning_rate: 1.0e-3, batch_size: 16, epochs: 2}"
 # Planted in the search's environment; no file, log, param or tag may ever contain them.
 PLANTED_ENV = {
     "MLFLOW_TRACKING_TOKEN": "planted-mlflow-token-5f1c",
@@ -94,8 +96,9 @@ def ray_tmpdir():
 @pytest.fixture(scope="session")
 def tiny_search(tmp_path_factory, mlflow_server, ray_tmpdir) -> Path:
     """One real search of the tiny model: 2 trials at once sharing the CPUs as the default config
-    does, local Ray, logged to the MLflow server through a URI with a user and password, with
-    secrets planted in its environment, its winner refit on train + validation. Ray and every
+    does, the first one DEFAULTS_POINT, local Ray, logged to the MLflow server through a URI
+    with a user and password, with secrets planted in its environment, its winner refit on
+    train + validation. Ray and every
     other temp file of the search live in ray_tmpdir. Returns its output folder."""
     output = tmp_path_factory.mktemp("search") / "out"
     uri = mlflow_server[0].replace("http://", f"http://someuser:{URI_PASSWORD}@")
@@ -103,6 +106,7 @@ def tiny_search(tmp_path_factory, mlflow_server, ray_tmpdir) -> Path:
         "--config", str(TINY), "--trials", "2", "--output", str(output),
         "--tracking-uri", uri, "--set", "search.keep_top_trials=1",
         "--set", "search.refit=true", "--max-concurrent", "2",
+        "--set", f"search.initial_points=[{DEFAULTS_POINT}]",
         "--set", "resources.cpus_per_worker=null",
         env={**PLANTED_ENV, "RAY_TMPDIR": str(ray_tmpdir), "TMPDIR": str(ray_tmpdir)},
     )  # fmt: skip

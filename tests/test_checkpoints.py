@@ -6,7 +6,7 @@ from search.checkpoints import CheckpointPruner
 from search.selection import Ranking
 
 
-def _trial(storage, trial_id, scores, metric="eval_f1"):
+def _trial(storage, trial_id, scores, metric="eval_f1", config=None):
     """A trial and its results, one per epoch; each result's checkpoint folder is written as
     the result is read, as Ray Train persists a checkpoint before reporting it. A score is a
     metric value or a (metric, loss) pair."""
@@ -19,7 +19,7 @@ def _trial(storage, trial_id, scores, metric="eval_f1"):
             value, loss = score if isinstance(score, tuple) else (score, 0.1)
             yield {"eval_loss": loss, metric: value, "checkpoint_path": str(path)}
 
-    return SimpleNamespace(trial_id=trial_id), results()
+    return SimpleNamespace(trial_id=trial_id, config=config or {}), results()
 
 
 def _left(storage):
@@ -62,3 +62,18 @@ def test_equal_metric_values_keep_the_lower_loss_not_the_later_checkpoint(tmp_pa
         pruner.on_trial_result(0, [], trial, result)
     pruner.on_trial_complete(0, [], trial)
     assert _left(tmp_path) == ["t/checkpoint_1"]
+
+
+def test_the_defaults_trial_keeps_its_best_checkpoint_outside_the_top(tmp_path):
+    defaults = {"learning_rate": 5e-5, "batch_size": 8, "epochs": 3}
+    pruner = CheckpointPruner(str(tmp_path), Ranking("f1", "max"), 1, defaults=defaults)
+    for trial_id, scores, config in [
+        ("defaults", [0.5, 0.7], {**defaults, "other": 1}),
+        ("better", [0.9], {**defaults, "learning_rate": 1e-4}),
+        ("worse", [0.6], {}),
+    ]:
+        trial, results = _trial(tmp_path, trial_id, scores, config=config)
+        for result in results:
+            pruner.on_trial_result(0, [], trial, result)
+        pruner.on_trial_complete(0, [], trial)
+    assert _left(tmp_path) == ["better/checkpoint_1", "defaults/checkpoint_2"]

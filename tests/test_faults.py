@@ -68,6 +68,7 @@ def test_when_every_trial_fails_the_search_says_why_and_exports_nothing(tmp_path
     proc = run_cli(
         "--config", str(TINY), "--trials", "1", "--output", str(output),
         "--set", f"model.name={broken}", "--set", "model.tiny=false",
+        "--set", "resources.max_failures=0",  # a retry would fail the same way
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "search failed: no trial finished an epoch; 1 failed" in proc.stderr
@@ -93,6 +94,7 @@ def test_a_trial_whose_loss_turns_nan_fails_alone_and_the_search_goes_on(tmp_pat
         "--config", str(TINY), "--trials", "2", "--output", str(output),
         "--set", "space.learning_rate=[1.0e-4, 1.0e+31]",
         "--set", f"search.initial_points={points}", "--set", "space.epochs=[2]",
+        "--set", "resources.max_failures=0",  # a retry would overflow the same way
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "search finished: 2 trials" in proc.stdout

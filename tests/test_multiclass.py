@@ -71,6 +71,12 @@ def test_labels_come_from_the_data_and_trials_rank_by_macro_f1(topic_search):
     assert trial.value == pytest.approx(record["validation_metrics"]["eval_macro_f1"])
     assert "eval_f1" not in record["validation_metrics"]
     assert {f"eval_f1_{label}" for label in labels} <= set(record["validation_metrics"])
+    # The bootstrap resamples the macro-F1 of the winner's kept validation predictions.
+    winner = record["validation_bootstrap"]["winner"]
+    assert winner["value"] == pytest.approx(trial.value, abs=1e-4)
+    assert winner["low"] <= winner["value"] <= winner["high"]
+    assert record["gain_over_defaults"] is None  # no initial points: no defaults' trial
+    assert "no defaults' trial (search.initial_points is empty)" in log
 
 
 def test_test_scores_and_confusion_matrix_are_scikit_learns_on_the_exported_model(topic_search):

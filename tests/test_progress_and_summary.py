@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from search.progress import ProgressPrinter
 from search.selection import Ranking
-from search.summary import describe_task, headline, per_class_lines
+from search.summary import describe_task, headline, payoff_lines, per_class_lines
 from trainable.config import Config, DataConfig
 from trainable.task import resolve
 
@@ -84,3 +84,27 @@ def test_headline_and_per_class_table():
     lines = per_class_lines(record)
     assert lines[2].split() == ["a", "1.0000", "0.5000", "0.6667", "2"]
     assert lines[-2].split() == ["a", "1", "1"] and lines[-1].split() == ["bb", "0", "1"]
+
+
+def test_the_payoff_lines_say_when_a_gain_is_not_distinguishable_from_zero():
+    interval = {"value": 0.95, "low": 0.9, "high": 0.99}
+    record = {
+        "validation_bootstrap": {
+            "metric": "f1", "confidence": 0.95, "resamples": 2000, "examples": 778,
+            "winner": {"trial_id": "w", **interval},
+            "difference_to_winner": {"a": {}, "b": {}, "c": {}},
+            "tied_with_winner": ["a", "c"],
+        },
+        "gain_over_defaults": {
+            "metric": "f1", "defaults_trial": "d", "value": 0.004, "low": -0.01, "high": 0.02,
+            "distinguishable": False,
+            "defaults_hyperparameters": {"learning_rate": 5e-5, "batch_size": 8, "epochs": 3},
+        },
+    }  # fmt: skip
+    lines = payoff_lines(record)
+    assert "winner w: validation f1 0.9500 [0.9000, 0.9900]" in lines[1]
+    assert "2 of 3 other trials: a, c" in lines[2]
+    assert "test f1 +0.0040 [-0.0100, +0.0200]: not distinguishable from zero" in lines[3]
+    assert "learning_rate=5.00e-05" in lines[3]
+    record["gain_over_defaults"].update(low=0.001, distinguishable=True)
+    assert payoff_lines(record)[3].endswith("a real gain")

@@ -126,9 +126,65 @@ def test_only_the_top_trials_best_checkpoint_stays_and_it_is_the_selected_one(ti
     trial_dirs = [path for path in root.iterdir() if path.is_dir() and path.name != REFIT_RUN]
     assert len(trial_dirs) == 2
     kept = [p for p in root.glob("*/checkpoint_*") if p.is_dir() and p.parent.name != REFIT_RUN]
-    assert len(kept) == 1  # keep_top_trials=1
     record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
-    assert record["checkpoint"] == str(kept[0])
+    # keep_top_trials=1, and the defaults' trial keeps its best for the test comparison.
+    defaults = record["gain_over_defaults"]["defaults_trial"]
+    assert len(kept) == (1 if defaults == record["trial_id"] else 2)
+    assert record["checkpoint"] in map(str, kept)
+    assert {p.parent.name for p in kept} == {record["trial_id"], defaults}
+
+
+def test_the_search_says_whether_it_paid_off(tiny_search, mlflow_server):
+    record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
+    boot = record["validation_bootstrap"]
+    winner = boot["winner"]
+    # The bootstrap's full-sample value is the F1 the Trainer reported for the winner's best
+    # epoch: the predictions kept are that evaluation's, in the validation split's order.
+    assert winner["trial_id"] == record["trial_id"]
+    assert winner["value"] == pytest.approx(record["validation_metrics"]["eval_f1"], abs=1e-4)
+    assert winner["low"] <= winner["value"] <= winner["high"] and boot["examples"] == 64
+    (other,) = boot["difference_to_winner"]
+    difference = boot["difference_to_winner"][other]
+    assert difference["value"] == pytest.approx(
+        boot["others"][other]["value"] - winner["value"], abs=2e-4
+    )
+    assert (other in boot["tied_with_winner"]) == (difference["low"] <= 0 <= difference["high"])
+
+    # The gain over the defaults' trial on test: the exported model's F1 minus the F1 of the
+    # defaults' best checkpoint, each scored here by scikit-learn on pipeline predictions.
+    gain = record["gain_over_defaults"]
+    assert gain["defaults_hyperparameters"] == {
+        "learning_rate": 1e-3,
+        "batch_size": 16,
+        "epochs": 2,
+    }
+    search = json.loads((tiny_search / "search.json").read_text())
+    root = tiny_search / "ray_results" / search["name"] / "checkpoints" / gain["defaults_trial"]
+    (checkpoint,) = [path for path in root.glob("checkpoint_*") if path.is_dir()]
+    cfg = config_from_dict(search["config"])
+    texts = data.prepare(cfg.data, cfg.seed)["test"]
+    truth = [texts.features["label"].int2str(i) for i in texts["label"]]
+    classify = pipeline("text-classification", model=str(checkpoint / "checkpoint"))
+    cut = {"truncation": True, "max_length": cfg.model.max_length}  # as training cut them
+    predicted = [p["label"] for p in classify(list(texts["text"]), **cut)]
+    defaults_f1 = f1_score(truth, predicted, pos_label="spam")
+    assert gain["value"] == pytest.approx(record["test_metrics"]["test_f1"] - defaults_f1, abs=1e-4)
+    assert gain["distinguishable"] == (not gain["low"] <= 0 <= gain["high"])
+
+    log = (tiny_search / "cli.log").read_text()
+    assert f"winner {record['trial_id']}: validation f1 {winner['value']:.4f}" in log
+    assert "tied with the winner" in log and "over the defaults (learning_rate=" in log
+    parent = mlflow.MlflowClient(tracking_uri=mlflow_server[0]).get_run(search["mlflow_run_id"])
+    assert parent.data.metrics["test_gain_over_defaults"] == pytest.approx(gain["value"])
+    assert parent.data.metrics["validation_f1_low"] == pytest.approx(winner["low"])
+    import pandas as pd
+
+    table = pd.read_csv(tiny_search / "report" / "trials.csv", dtype=str).set_index("trial")
+    assert table.loc[record["trial_id"], "tied_with_winner"] == "winner"
+    assert table.loc[other, "tied_with_winner"] == (
+        "tied" if other in boot["tied_with_winner"] else "no"
+    )
+    assert (tiny_search / "report" / "intervals.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_the_exported_model_is_the_winner_refit_on_train_and_validation(tiny_search):

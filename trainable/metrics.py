@@ -25,6 +25,9 @@ METRIC_MODES = {
 }
 BINARY_METRICS = ("f1", "precision", "recall")
 PER_CLASS = ("precision", "recall", "f1")
+# With keep_predictions, each evaluation also carries the class it predicted for each example
+# (encode_predictions): small, and what the search's bootstrap resamples.
+PREDICTIONS = "predictions"
 # Timing figures the Trainer adds to every evaluation: not scores.
 TIMINGS = ("runtime", "samples_per_second", "steps_per_second")
 
@@ -44,13 +47,20 @@ def class_key(label: str) -> str:
 class ClassificationMetrics:
     """`compute_metrics` for the HF Trainer, knowing the label names and the positive class."""
 
-    def __init__(self, labels: list[str], positive_label: str | None = None):
+    def __init__(
+        self, labels: list[str], positive_label: str | None = None, keep_predictions: bool = False
+    ):
         self.labels = list(labels)
         self.positive_id = None if positive_label is None else self.labels.index(positive_label)
+        self.keep_predictions = keep_predictions
 
-    def __call__(self, eval_pred) -> dict[str, float]:
+    def __call__(self, eval_pred) -> dict[str, float | str]:
         logits, references = eval_pred
-        return self.scores(np.argmax(logits, axis=-1), references)
+        predictions = np.argmax(logits, axis=-1)
+        scores = self.scores(predictions, references)
+        if self.keep_predictions:
+            scores[PREDICTIONS] = encode_predictions(predictions)
+        return scores
 
     def scores(self, predictions, references) -> dict[str, float]:
         """Flat scores, per-class ones named `<precision|recall|f1>_<label>`."""
@@ -75,6 +85,15 @@ class ClassificationMetrics:
             }
             for label, count in zip(self.labels, support, strict=True)
         }
+
+
+def encode_predictions(predictions) -> str:
+    """Class ids as one string: Tune keeps it in a trial's results, where MLflow skips it."""
+    return ",".join(map(str, np.asarray(predictions).tolist()))
+
+
+def decode_predictions(text: str) -> np.ndarray:
+    return np.array(text.split(","), dtype=np.int64) if text else np.array([], dtype=np.int64)
 
 
 def predict_split(

@@ -83,7 +83,9 @@ def build_trainer(
         eval_dataset=splits["validation"] if evaluates else None,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=ClassificationMetrics(labels, cfg.data.positive_label),
+        compute_metrics=ClassificationMetrics(
+            labels, cfg.data.positive_label, keep_predictions=True
+        ),
         compute_loss_func=BalancedLoss(splits["train"]["label"], len(labels)) if weighted else None,
         callbacks=[FiniteLossCallback(), *callbacks],
     )

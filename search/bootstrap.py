@@ -1,0 +1,261 @@
+"""Did the search pay off? A paired bootstrap over evaluation examples: the confidence interval of
+a model's score, and of the difference between two models scored on the same examples (the
+winner against another trial, the winner against the defaults).
+
+A difference whose interval contains 0 is a tie: on this evaluation set the two models cannot
+be told apart.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from trainable.metrics import METRIC_MODES
+
+# Bounds the resampling's memory: about this many example counts (8 bytes each) at once.
+_CHUNK = 1 << 21
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A score (or a difference of scores) on the full set and its bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+
+    @property
+    def contains_zero(self) -> bool:
+        """For a difference: the two models tie."""
+        return self.low <= 0.0 <= self.high
+
+    def to_dict(self, digits: int = 4) -> dict[str, float]:
+        return {
+            "value": _round(self.value, digits),
+            "low": _round(self.low, digits),
+            "high": _round(self.high, digits),
+        }
+
+    def __str__(self) -> str:
+        value, low, high = self.to_dict().values()
+        return f"{value:.4f} [{low:.4f}, {high:.4f}]"
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A metric of `trainable.metrics` that can be bootstrapped: every one but "loss", which
+    needs the model's probabilities, not its predicted classes.
+
+    Called on (labels, predictions) it is scikit-learn's score, as the project reports it.
+    `of_counts` computes the same score from per-class counts, for thousands of resamples at
+    once: scikit-learn takes 2 to 5 ms a call, minutes for 20 models x 2,000 resamples.
+    """
+
+    metric: str
+    num_classes: int
+    positive_id: int | None = None  # the class that "f1" is about
+
+    def __post_init__(self) -> None:
+        if self.metric == "loss":
+            raise ValueError(
+                "loss cannot be bootstrapped from predicted classes (it needs the model's "
+                "probabilities): choose one of " + ", ".join(_BOOTSTRAPPABLE)
+            )
+        if self.metric not in _BOOTSTRAPPABLE:
+            raise ValueError(
+                f"unknown metric {self.metric!r}: choose one of " + ", ".join(_BOOTSTRAPPABLE)
+            )
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes is {self.num_classes}: a classifier has at least 2")
+        if self.metric == "f1" and (self.num_classes != 2 or self.positive_id not in (0, 1)):
+            raise ValueError(
+                "f1 is the F1 of the positive class: it needs two classes and positive_id 0 or 1, "
+                f"got num_classes={self.num_classes}, positive_id={self.positive_id}"
+            )
+
+    def __call__(self, labels: ArrayLike, predictions: ArrayLike) -> float:
+        ids = list(range(self.num_classes))
+        if self.metric == "f1":
+            value = f1_score(labels, predictions, pos_label=self.positive_id, zero_division=0)
+        elif self.metric in ("macro_f1", "weighted_f1"):
+            average = self.metric.removesuffix("_f1")
+            value = f1_score(labels, predictions, labels=ids, average=average, zero_division=0)
+        elif self.metric == "accuracy":
+            value = accuracy_score(labels, predictions)
+        else:
+            with warnings.catch_warnings():
+                # One class in both labels and predictions: MCC is 0, the warning is noise.
+                warnings.filterwarnings("ignore", "A single label was found", UserWarning)
+                value = matthews_corrcoef(labels, predictions)
+        return float(value)
+
+    def of_counts(self, correct: np.ndarray, true: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        """The score from per-class counts (last axis: the class) of correct predictions, of
+        examples of the class and of predictions of it; any leading axes are kept."""
+        total = true.sum(axis=-1)
+        if self.metric == "accuracy":
+            return correct.sum(axis=-1) / total
+        if self.metric == "mcc":
+            # scikit-learn's multiclass MCC (Gorodkin's R_K), 0 where it is undefined.
+            covariance = correct.sum(axis=-1) * total - (true * predicted).sum(axis=-1)
+            spread = (total**2 - (predicted**2).sum(axis=-1)) * (total**2 - (true**2).sum(axis=-1))
+            return _divide(covariance, np.sqrt(spread))
+        f1 = _divide(2 * correct, true + predicted)
+        if self.metric == "f1":
+            return f1[..., self.positive_id]
+        if self.metric == "macro_f1":
+            return f1.mean(axis=-1)
+        return (f1 * true).sum(axis=-1) / total
+
+
+_BOOTSTRAPPABLE = tuple(name for name in METRIC_MODES if name != "loss")
+
+
+def interval(
+    labels: ArrayLike,
+    predictions: ArrayLike,
+    score: Scorer,
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """The score of one model and its `confidence` interval."""
+    labels, (predictions,) = _validated(labels, [predictions], score, resamples, confidence)
+    samples = _resampled_scores(labels, [predictions], score, resamples, seed)[:, 0]
+    return _interval(score(labels, predictions), samples, confidence)
+
+
+def difference(
+    labels: ArrayLike,
+    predictions_a: ArrayLike,
+    predictions_b: ArrayLike,
+    score: Scorer,
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """score(a) - score(b), both scored on the same resamples, and its interval."""
+    return compare_to_winner(
+        labels,
+        predictions_b,
+        {"a": predictions_a},
+        score,
+        resamples=resamples,
+        confidence=confidence,
+        seed=seed,
+    )["a"]
+
+
+def compare_to_winner(
+    labels: ArrayLike,
+    winner: ArrayLike,
+    others: Mapping[str, ArrayLike],
+    score: Scorer,
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Interval]:
+    """For each other model, score(other) - score(winner) and its interval, all on the same
+    resamples. Those whose interval contains 0 (`contains_zero`) tie with the winner."""
+    labels, models = _validated(labels, [winner, *others.values()], score, resamples, confidence)
+    samples = _resampled_scores(labels, models, score, resamples, seed)
+    differences = samples[:, 1:] - samples[:, :1]
+    winner_value = score(labels, models[0])
+    return {
+        name: _interval(score(labels, other) - winner_value, differences[:, i], confidence)
+        for i, (name, other) in enumerate(zip(others, models[1:], strict=True))
+    }
+
+
+def _resampled_scores(
+    labels: np.ndarray, models: list[np.ndarray], score: Scorer, resamples: int, seed: int
+) -> np.ndarray:
+    """The score of each model (columns) on each resample (rows); every model is scored on the
+    same resamples, which is what makes the bootstrap paired."""
+    # Not scipy.stats.bootstrap: even vectorized it took 1.3 s against 0.1 to 0.3 s here for
+    # 20 models x 1,000 examples x 2,000 resamples, as it copies every model's resampled
+    # predictions where one shared matrix of counts serves every model here. The interval is
+    # the percentile one: BCa's jackknife needs n more scores per model and returns NaN with a
+    # warning when the resampled scores are all equal, as they are for a difference between
+    # identical predictions (a tie).
+    n = len(labels)
+    one_hot = np.eye(score.num_classes)
+    true_per_example = one_hot[labels]
+    per_example = [
+        np.hstack([one_hot[predicted], one_hot[predicted] * (predicted == labels)[:, None]])
+        for predicted in models
+    ]
+    rng = np.random.default_rng(seed)
+    scores = np.empty((resamples, len(models)))
+    step = max(1, _CHUNK // n)
+    for start in range(0, resamples, step):
+        rows = min(step, resamples - start)
+        draws = rng.integers(0, n, size=(rows, n)) + n * np.arange(rows)[:, None]
+        # How often each example is drawn: the per-class counts of a resample are then one
+        # matrix product, for all resamples at once.
+        drawn = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(float)
+        true = drawn @ true_per_example
+        for column, counts in enumerate(per_example):
+            predicted, correct = np.split(drawn @ counts, 2, axis=1)
+            scores[start : start + rows, column] = score.of_counts(correct, true, predicted)
+    return scores
+
+
+def _interval(value: float, samples: np.ndarray, confidence: float) -> Interval:
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(samples, [tail, 1 - tail])
+    return Interval(float(value), float(low), float(high))
+
+
+def _validated(
+    labels: ArrayLike,
+    models: list[ArrayLike],
+    score: Scorer,
+    resamples: int,
+    confidence: float,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    if resamples < 1:
+        raise ValueError(f"resamples is {resamples}: it must be at least 1")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence is {confidence}: it must lie between 0 and 1, e.g. 0.95")
+    labels = _class_ids(labels, "labels", score.num_classes)
+    if len(labels) == 0:
+        raise ValueError("no evaluation examples: labels is empty")
+    arrays = [_class_ids(predictions, "predictions", score.num_classes) for predictions in models]
+    for predictions in arrays:
+        if predictions.shape != labels.shape:
+            raise ValueError(
+                f"{len(predictions)} predictions for {len(labels)} labels: every model must be "
+                "scored on the same examples"
+            )
+    return labels, arrays
+
+
+def _class_ids(values: ArrayLike, what: str, num_classes: int) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(
+            f"{what} must be a 1-D array of class ids, got {array.dtype} {array.shape}"
+        )
+    if array.size and (array.min() < 0 or array.max() >= num_classes):
+        raise ValueError(f"{what} must be class ids from 0 to {num_classes - 1}")
+    return array.astype(np.intp)
+
+
+def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the denominator is 0 (scikit-learn's zero_division=0)."""
+    safe = np.where(denominator == 0, 1, denominator)
+    return np.where(denominator == 0, 0.0, numerator / safe)
+
+
+def _round(value: float, digits: int) -> float:
+    return round(value, digits) + 0.0  # + 0.0: -0.0 (a tiny negative, rounded) prints as 0.0
