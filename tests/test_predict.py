@@ -1,11 +1,11 @@
-"""`python -m search.predict` through the real CLI, on a tiny random model saved like an export.
-
-Each successful run loads transformers (seconds); the error cases fail before it is imported.
-"""
+"""`python -m search.predict` through the real CLI (its own process once, its entry point in
+this process otherwise), on a tiny random model saved like an export."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import os
 import subprocess
 import sys
@@ -19,6 +19,17 @@ MESSAGES = [SPAM, "Are we still on for lunch at 1?", 'He said "ok, fine", then l
 
 
 def run_predict(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI's entry point in this process (no new interpreter, no second transformers import
+    per case); test_texts_on_the_command_line_print_one_line_each runs the real process."""
+    from search.predict import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def run_predict_process(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "search.predict", *args],
         cwd=ROOT,
@@ -60,7 +71,7 @@ def assert_predictions(rows: list[dict[str, str]], texts: list[str]) -> None:
 
 
 def test_texts_on_the_command_line_print_one_line_each(model_dir):
-    proc = run_predict("--model", str(model_dir), *MESSAGES)
+    proc = run_predict_process("--model", str(model_dir), *MESSAGES)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == len(MESSAGES)
