@@ -16,6 +16,7 @@ from trainable.config import AUTO, Config
 from trainable.errors import SetupError, first_line
 
 log = logging.getLogger(__name__)
+PLACEMENT_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
 
 def connect(cfg: Config) -> None:
@@ -43,7 +44,11 @@ def connect(cfg: Config) -> None:
         os.environ.setdefault("RAY_LOGGER_LEVEL", "warning")
         runtime_env = {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}
     else:
-        runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)]}
+        runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)], "env_vars": {}}
+    if cfg.resources.placement_timeout_s is not None:
+        # Read by each Train controller (an actor of this job) as it waits for its workers'
+        # placement group; the trial's FailureConfig then gives up instead of waiting again.
+        runtime_env["env_vars"][PLACEMENT_TIMEOUT_ENV] = str(cfg.resources.placement_timeout_s)
     try:
         context = ray.init(
             address=cfg.address,

@@ -45,7 +45,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
 
     from search.cluster import connect, fit_to_cluster, share_gpus
     from search.tracking import check_tracking
-    from search.tuner import build_tuner, restore_tuner
+    from search.tuner import build_tuner, ended_trials, restore_tuner
     from trainable.trial import TrialSetup
 
     started = time.monotonic()
@@ -86,7 +86,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     else:
         tuner = build_tuner(cfg, setup, search_name, run_id)
     results = tuner.fit()
-    ended = results.num_terminated + results.num_errors
+    ended = ended_trials(cfg, search_name)
     if ended < cfg.search.trials:
         raise SearchInterrupted(
             f"search interrupted with {ended} of {cfg.search.trials} trials ended: finish it "

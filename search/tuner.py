@@ -50,6 +50,14 @@ def restore_tuner(cfg: Config, setup: TrialSetup, search_name: str) -> tune.Tune
     )
 
 
+def ended_trials(cfg: Config, search_name: str) -> int:
+    """The trials that ended (finished, stopped early or errored) as Tune saved them. On Ctrl-C
+    Tune saves its state, then stops the trials still running and counts them TERMINATED in
+    what fit() returns: a trial still waiting for its workers would read as ended there."""
+    trials = tune.ExperimentAnalysis(cfg.experiment_path(search_name)).trials
+    return sum(trial.status in ("TERMINATED", "ERROR") for trial in trials)
+
+
 def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id: str) -> tune.Tuner:
     searcher = PruneAwareOptunaSearch(
         seed=cfg.seed,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -151,3 +152,51 @@ def test_a_cluster_without_the_state_api_is_refused(tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stdout, proc.stderr
     assert "without its dashboard" in lines[0] and "ray[default]" in lines[0]
     assert not out.exists()
+
+
+HOLD_CPUS = """
+import sys, time, ray
+ray.init(address=sys.argv[1], logging_level="ERROR")
+group = ray.util.placement_group([{"CPU": 1}, {"CPU": 1}], strategy="SPREAD")
+ray.get(group.ready())
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_trial_that_cannot_be_placed_stops_on_ctrl_c_then_fails_with_its_reason(
+    cluster, tmp_path
+):
+    """Another job holds both nodes' CPUs. Ctrl-C while the trial waits keeps the search
+    resumable (exit 130), and the resumed trial fails after resources.placement_timeout_s
+    with a line naming what it waited for, instead of waiting for ever."""
+    blocker = subprocess.Popen(
+        ["python", "-c", HOLD_CPUS, cluster["address"]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    output = tmp_path / "out"
+    try:
+        assert blocker.stdout.readline().strip() == "held", blocker.stderr.read()
+        search = subprocess.Popen(
+            ["python", "-m", "search.run", "--config", str(TINY), "--trials", "1",
+             "--output", str(output), "--address", cluster["address"],
+             "--set", f"storage={tmp_path / 'shared'}", "--set", "resources.max_failures=0",
+             "--set", "resources.placement_timeout_s=8"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        )  # fmt: skip
+        for line in search.stdout:
+            if "started" in line:
+                break
+        search.send_signal(signal.SIGINT)
+        _, err = search.communicate(timeout=120)
+        assert search.returncode == 130, err[-3000:]
+        assert f"--resume {output}" in err
+
+        resumed = run_cli("--resume", str(output), env={"RAY_AUTH_MODE": "token"})
+    finally:
+        blocker.kill()
+    assert resumed.returncode == 1, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "search failed: no trial finished an epoch; 1 failed" in resumed.stderr
+    assert "could not be placed within 8 s, each asking for {'CPU': 1}" in resumed.stderr
+    assert "resources.placement_timeout_s" in resumed.stderr
+    assert not (output / "best_model").exists()

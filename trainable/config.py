@@ -77,6 +77,9 @@ class ResourcesConfig:
     # memory and the GPU node's CPUs fit, at the space's largest batch (search/gpu_share.py).
     trials_per_gpu: int | str = AUTO
     max_failures: int = 1
+    # How long a trial's workers may wait to be placed (for the autoscaler to start a node)
+    # before the trial fails with the reason; None: wait as long as it takes.
+    placement_timeout_s: float | None = 1200.0
 
     @property
     def trials_sharing_a_gpu(self) -> int:
@@ -118,6 +121,14 @@ class Config:
         if self.resources.cpus_per_worker is not None:
             _at_least(self.resources.cpus_per_worker, 1, "resources.cpus_per_worker")
         _at_least(self.resources.max_failures, 0, "resources.max_failures")
+        if (
+            self.resources.placement_timeout_s is not None
+            and self.resources.placement_timeout_s <= 0
+        ):
+            raise ConfigError(
+                f"resources.placement_timeout_s is {self.resources.placement_timeout_s}: use a "
+                "number of seconds, such as 1200, or null to wait as long as it takes"
+            )
         if self.resources.trials_per_gpu != AUTO:
             if not isinstance(self.resources.trials_per_gpu, int):
                 raise ConfigError(

@@ -12,7 +12,11 @@ from typing import Any
 
 import ray
 from ray import train, tune
+from ray.train import ControllerError
 from ray.train.torch import TorchTrainer
+
+# Ray 2.60 exports no name for it; tests/test_two_node_cluster.py fails if it moves.
+from ray.train.v2._internal.exceptions import WorkerGroupStartupTimeoutError
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from trainable.config import Config
@@ -43,7 +47,7 @@ def scaling_config(cfg: Config) -> train.ScalingConfig:
 def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
     # Named after the trial id, without a timestamp, so a restored trial finds its checkpoints.
     trial_id = tune.get_context().get_trial_id()
-    torch_trainer(
+    trainer = torch_trainer(
         setup,
         Work(Mode.TRIAL, setup.config, hyperparameters, setup.splits_ref),
         name=trial_id,
@@ -51,8 +55,25 @@ def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
         # Ray Train would rank checkpoints by the metric alone, and keep the later of two
         # equal ones; the search's CheckpointPruner keeps the best by metric, then tie-breaker.
         checkpoint_config=train.CheckpointConfig(num_to_keep=None),
-    ).fit()
+    )
+    fit(trainer, setup.config)
     _let_tune_take_the_last_report()
+
+
+def fit(trainer: TorchTrainer, cfg: Config):
+    """trainer.fit(), with a placement that timed out told in one line that names the knobs."""
+    try:
+        return trainer.fit()
+    except ControllerError as exc:
+        if not isinstance(exc.controller_failure, WorkerGroupStartupTimeoutError):
+            raise
+        res, each = cfg.resources, scaling_config(cfg).resources_per_worker
+        raise TimeoutError(
+            f"the trial's {res.num_workers} worker(s) could not be placed within "
+            f"{res.placement_timeout_s:g} s, each asking for {each}: "
+            "add nodes that have them (or let the autoscaler start one), lower resources.*, or "
+            "wait longer with resources.placement_timeout_s"
+        ) from None
 
 
 # How long Tune's trial thread may take from picking a report off the queue to handing it on.
@@ -90,7 +111,11 @@ def torch_trainer(setup: TrialSetup, work: Work, name: str, **run) -> TorchTrain
         run_config=train.RunConfig(
             name=name,
             storage_path=setup.checkpoint_storage,
-            failure_config=train.FailureConfig(max_failures=cfg.resources.max_failures),
+            failure_config=train.FailureConfig(
+                max_failures=cfg.resources.max_failures,
+                # Ray Train would retry a placement that timed out without end.
+                controller_failure_limit=-1 if cfg.resources.placement_timeout_s is None else 0,
+            ),
             **run,
         ),
     )
