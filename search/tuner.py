@@ -30,12 +30,19 @@ def save_state_often() -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", SAVE_STATE_EVERY_S)
 
 
+# A resource only the head node has; Ray Train places its own state actor there with it.
+HEAD_NODE = "node:__internal_head__"
+
+
 def trainable(setup: TrialSetup):
     # The trial function only waits on its Train workers, which hold the CPUs and GPUs. Holding
     # a CPU itself would starve them: two trials on 2 CPUs, each worker wanting another, hang.
-    # Tune refuses an all-zero request, so the trial asks for one byte of memory instead.
+    # Tune refuses an all-zero request, so the trial asks for one byte of memory instead. It
+    # runs on the head, with the Train controller Ray puts beside it: a worker node that goes
+    # (a reclaimed spot machine) then takes only workers, which Ray Train restarts from the
+    # trial's checkpoint, and never the trial itself.
     return tune.with_resources(
-        tune.with_parameters(run_trial, setup=setup), {"cpu": 0, "memory": 1}
+        tune.with_parameters(run_trial, setup=setup), {"cpu": 0, "memory": 1, HEAD_NODE: 0.001}
     )
 
 

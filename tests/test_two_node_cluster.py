@@ -1,5 +1,6 @@
 """A real two-node Ray cluster on 127.0.0.1: the search joins it with --address, trials land on
-both nodes, checkpoints on the shared storage path, and the export works.
+both nodes, checkpoints on the shared storage path, a lost node loses no trial, a trial that
+cannot be placed fails with its reason, and the export works.
 
 Each node is its own raylet (`ray start --head`, then `ray start --address ...`) with one CPU
 and a resource naming it, so two concurrent one-CPU trials can only run one per node.
@@ -66,7 +67,11 @@ def cluster():
             f"--dashboard-agent-listen-port={agent_b}", f"--metrics-export-port={metrics_b}",
             temp_dir=temp_dir,
         )  # fmt: skip
-        yield {"address": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}"}
+        yield {
+            "address": f"127.0.0.1:{gcs}",
+            "dashboard": f"http://127.0.0.1:{dashboard}",
+            "node_b_port": metrics_b,  # names node B's raylet among the processes
+        }
     finally:
         _stop_cluster(temp_dir, gcs)
 
@@ -90,31 +95,6 @@ print(json.dumps({{a.actor_id: nodes[a.node_id] for a in actors}}))
             return json.loads(proc.stdout.strip().splitlines()[-1])
         time.sleep(2)
     raise AssertionError(proc.stderr[-3000:])
-
-
-def test_search_runs_across_both_nodes_with_shared_storage(cluster, tmp_path):
-    storage, output = tmp_path / "shared", tmp_path / "out"
-    proc = run_cli(
-        "--config", str(TINY), "--trials", "2", "--max-concurrent", "2",
-        "--output", str(output), "--address", cluster["address"],
-        "--set", f"storage={storage}",
-        env={"RAY_AUTH_MODE": "token"},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-    assert sorted(set(_workers_by_node(cluster["dashboard"]).values())) == ["node_a", "node_b"]
-
-    name = json.loads((output / "search.json").read_text())["name"]
-    assert (storage / name / "tuner.pkl").is_file()
-    assert list((storage / name / "checkpoints").glob("*/checkpoint_*/checkpoint/config.json"))
-    assert not (output / "ray_results").exists()
-    record = json.loads((output / "best_model" / "hpo_result.json").read_text())
-    assert record["checkpoint"].startswith(str(storage))
-
-    from transformers import pipeline
-
-    classify = pipeline("text-classification", model=str(output / "best_model"))
-    assert classify("WINNER!! claim your prize")[0]["label"] in ("ham", "spam")
 
 
 def test_a_local_storage_path_is_refused_on_a_multi_node_cluster(cluster, tmp_path):
@@ -200,3 +180,67 @@ def test_a_trial_that_cannot_be_placed_stops_on_ctrl_c_then_fails_with_its_reaso
     assert "could not be placed within 8 s, each asking for {'CPU': 1}" in resumed.stderr
     assert "resources.placement_timeout_s" in resumed.stderr
     assert not (output / "best_model").exists()
+
+
+def _lose_node_b(port: int) -> None:
+    """Node B goes as a reclaimed spot machine does: its raylet and everything under it
+    (its training workers among them) killed at once."""
+    import psutil
+
+    (raylet,) = [
+        p for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "raylet" and any(f"port={port}" in a for a in p.info["cmdline"] or [])
+    ]  # fmt: skip
+    doomed = [raylet, *raylet.children(recursive=True)]
+    assert any("RayTrainWorker" in " ".join(p.cmdline()) for p in doomed[1:]), "no worker on B"
+    for proc in doomed:
+        proc.kill()
+
+
+def test_losing_a_worker_node_mid_trial_loses_no_trial_and_no_epoch(cluster, tmp_path):
+    """Two trials at once, one per node, with checkpoints on shared storage. Node B is lost
+    after both trained an epoch: the trial there resumes from its checkpoint on node A once
+    the other trial frees it, every epoch counted once; the search ends with both trials, one
+    MLflow run each, and the export. Last in this module: the cluster has one node after it."""
+    storage, output = tmp_path / "shared", tmp_path / "out"
+    search = subprocess.Popen(
+        ["python", "-m", "search.run", "--config", str(TINY), "--trials", "2",
+         "--max-concurrent", "2", "--output", str(output), "--address", cluster["address"],
+         "--set", f"storage={storage}", "--set", "space.epochs=[4]",
+         "--set", "data.max_rows=1200"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    seen = set()
+    for line in search.stdout:
+        if " epoch 1/4" in line:
+            seen.add(line.split("trial ")[1].split(" ")[0])
+            if len(seen) == 2:
+                break
+    _lose_node_b(cluster["node_b_port"])
+    out, err = search.communicate(timeout=600)
+    assert search.returncode == 0, out[-3000:] + err[-3000:]
+    assert "search finished: 2 trials" in out
+
+    assert sorted(set(_workers_by_node(cluster["dashboard"]).values())) == ["node_a", "node_b"]
+    name = json.loads((output / "search.json").read_text())["name"]
+    assert (storage / name / "tuner.pkl").is_file() and not (output / "ray_results").exists()
+    for result in (storage / name).glob("run_trial_*/result.json"):
+        epochs = [json.loads(row)["training_iteration"] for row in result.read_text().splitlines()]
+        assert epochs == [1, 2, 3, 4], result
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{output / 'mlflow.db'}")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("finetune-hpo").experiment_id], "tags.trial_name != ''"
+    )
+    assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "eval_f1")]
+        assert steps == [1, 2, 3, 4]
+    record = json.loads((output / "best_model" / "hpo_result.json").read_text())
+    assert record["checkpoint"].startswith(str(storage))
+
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=str(output / "best_model"))
+    assert classify("WINNER!! claim your prize")[0]["label"] in ("ham", "spam")
