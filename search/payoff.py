@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
-from search.bootstrap import Interval, Scorer, compare_to_winner, difference, interval
+from search.bootstrap import Interval, compare_to_winner, difference, interval
+from search.scorer import Scorer
 from search.selection import PREDICTIONS_KEY, Ranking, best_per_trial
 from trainable.config import Config
 from trainable.hyperparameters import typed

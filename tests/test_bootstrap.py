@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from search.bootstrap import Interval, Scorer, compare_to_winner, difference, interval
+from search.bootstrap import Interval, compare_to_winner, difference, interval
+from search.scorer import Scorer
 from trainable.metrics import METRIC_MODES
 
 
