@@ -16,7 +16,7 @@ from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from search.bootstrap import Interval, compare_to_winner, difference, interval
 from search.scorer import Scorer
-from search.selection import PREDICTIONS_KEY, Ranking, best_per_trial
+from search.selection import PREDICTIONS_KEY, REFERENCES_KEY, Ranking, best_per_trial
 from trainable.config import Config
 from trainable.hyperparameters import typed
 from trainable.metrics import decode_predictions
@@ -34,25 +34,33 @@ def scorer(cfg: Config) -> Scorer | None:
     return Scorer(cfg.search.metric, len(labels), positive)
 
 
-def validation_payoff(
-    results, cfg: Config, winner_id: str, validation_labels
-) -> dict[str, Any] | None:
-    """The winner's interval and every other trial's difference to it, on validation."""
+def validation_payoff(results, cfg: Config, winner_id: str) -> dict[str, Any] | None:
+    """The winner's interval and every other trial's difference to it, on validation.
+
+    Each trial kept its predictions with the true classes in the order it evaluated them.
+    Every trial evaluates in the same order (the same seed and batch size group the same
+    lengths), which the check on the true classes confirms: a trial that evaluated in another
+    order is left out rather than compared on mismatched examples."""
     score = scorer(cfg)
-    predictions = {
-        trial_id: decode_predictions(row[PREDICTIONS_KEY])
+    evaluated = {
+        trial_id: (
+            decode_predictions(row[REFERENCES_KEY]),
+            decode_predictions(row[PREDICTIONS_KEY]),
+        )
         for trial_id, (_, row) in best_per_trial(results, Ranking.of(cfg.search)).items()
-        if isinstance(row.get(PREDICTIONS_KEY), str)
+        if isinstance(row.get(PREDICTIONS_KEY), str) and isinstance(row.get(REFERENCES_KEY), str)
     }
-    if score is None or winner_id not in predictions:
+    if score is None or winner_id not in evaluated:
         return None
-    labels = np.asarray(validation_labels)
-    winner = predictions.pop(winner_id)
-    differences = compare_to_winner(labels, winner, predictions, score, **_settings())
-    ordered = sorted(differences.items(), key=lambda item: item[1].value, reverse=True)
-    own = {
-        trial_id: interval(labels, p, score, **_settings()) for trial_id, p in predictions.items()
+    labels, winner = evaluated.pop(winner_id)
+    others = {
+        trial_id: predictions
+        for trial_id, (references, predictions) in evaluated.items()
+        if np.array_equal(references, labels)
     }
+    differences = compare_to_winner(labels, winner, others, score, **_settings())
+    ordered = sorted(differences.items(), key=lambda item: item[1].value, reverse=True)
+    own = {trial_id: interval(labels, p, score, **_settings()) for trial_id, p in others.items()}
     return {
         "metric": cfg.search.metric,
         "confidence": CONFIDENCE,

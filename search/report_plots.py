@@ -132,7 +132,7 @@ def plot_intervals(boot: dict[str, Any], path: Path) -> None:
     ax.set_yticks(range(len(rows)), [row[0] for row in rows])
     ax.invert_yaxis()
     ax.axvline(winner["value"], color=colors["winner"], lw=0.8, ls=":")
-    ax.legend(loc="lower left", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     ax.set(
         xlabel=f"validation {boot['metric']} ({boot['confidence']:.0%} bootstrap interval)",
         title=f"Top trials: tied = difference to the winner contains 0 "

@@ -163,7 +163,11 @@ def finish(cfg: Config, search_name: str, run_id: str, results, setup, splits, s
     model_dir = cfg.output_dir / BEST_MODEL
     record, test_predictions = export_best(best, cfg, splits["test"], model_dir, refit)
     record.update(trials=len(results), failed_trials=failed, sample_message=sample)
-    record.update(payoff(cfg, results, best, splits, test_predictions))
+    try:
+        record.update(payoff(cfg, results, best, splits, test_predictions))
+    except ValueError as exc:  # the model is exported: a record without intervals beats none
+        print(f"no bootstrap intervals: {exc}", flush=True)
+        record.update(validation_bootstrap=None, gain_over_defaults=None)
     write_record(model_dir, record)
     report_dir = write_report(cfg, search_name, record)
     close_search_run(cfg, run_id, record, report_dir, model_dir)
@@ -177,9 +181,7 @@ def payoff(cfg: Config, results, best, splits, test_predictions) -> dict[str, An
     from search.payoff import defaults_trial, test_gain, validation_payoff
 
     record = {
-        "validation_bootstrap": validation_payoff(
-            results, cfg, best.trial_id, splits["validation"]["label"]
-        ),
+        "validation_bootstrap": validation_payoff(results, cfg, best.trial_id),
         "gain_over_defaults": None,
     }
     defaults = defaults_trial(results, cfg)

@@ -18,9 +18,10 @@ from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from trainable.config import Config, SearchConfig
 from trainable.hyperparameters import hyperparameter_names
-from trainable.metrics import METRIC_MODES, PREDICTIONS
+from trainable.metrics import METRIC_MODES, PREDICTIONS, REFERENCES
 
-PREDICTIONS_KEY = f"eval_{PREDICTIONS}"  # each evaluation's predicted classes, encoded
+# Each evaluation's predicted and true classes, encoded, in the order the Trainer evaluated.
+PREDICTIONS_KEY, REFERENCES_KEY = f"eval_{PREDICTIONS}", f"eval_{REFERENCES}"
 
 
 def metric_key(name: str) -> str:
@@ -88,7 +89,9 @@ def find_best(results: ResultGrid, cfg: Config) -> BestTrial | None:
                 hyperparameters={k: result.config[k] for k in hyperparameter_names()},
                 epoch=int(row["training_iteration"]),
                 validation={
-                    k: v for k, v in row.items() if k.startswith("eval_") and k != PREDICTIONS_KEY
+                    k: v
+                    for k, v in row.items()
+                    if k.startswith("eval_") and k not in (PREDICTIONS_KEY, REFERENCES_KEY)
                 },
                 checkpoint_path=row[CHECKPOINT_PATH_KEY],
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import TINY, run_cli
+from tests.records import assert_records_agree
 
 
 def test_when_every_trial_fails_the_search_says_why_and_exports_nothing(tmp_path):
@@ -36,6 +37,7 @@ def test_when_every_trial_fails_the_search_says_why_and_exports_nothing(tmp_path
     assert not (output / "best_model").exists()
     table = (output / "report" / "trials.md").read_text()
     assert table.count("errored") == 1
+    assert_records_agree(output)
 
 
 def test_a_trial_whose_loss_turns_nan_fails_alone_and_the_search_goes_on(tmp_path):
@@ -65,3 +67,4 @@ def test_a_trial_whose_loss_turns_nan_fails_alone_and_the_search_goes_on(tmp_pat
     record = json.loads((output / "best_model" / "hpo_result.json").read_text())
     assert record["hyperparameters"]["learning_rate"] == 5e-4
     assert record["trial_id"] != nan_trial
+    assert_records_agree(output)

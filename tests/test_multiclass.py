@@ -1,5 +1,6 @@
 """Your own data with three and four classes, through the real CLI: labels read from the data,
-ranked by macro-F1, per-class scores and a confusion matrix that scikit-learn agrees with."""
+ranked by macro-F1, per-class scores and a confusion matrix that scikit-learn agrees with. The
+four-class search trains each trial data-parallel on two workers."""
 
 from __future__ import annotations
 
@@ -48,10 +49,12 @@ def topic_search(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"topics{request.param}")
     source = write_topics(folder / "topics.csv", topics)
     output = folder / "out"
+    # The 4-class search trains data-parallel: 2 Ray Train workers x 1 CPU, over gloo.
+    workers = 2 if request.param == 4 else 1
     proc = run_cli(
         "--config", str(TINY), "--data", str(source), "--label-column", "topic",
         "--trials", "1", "--output", str(output), "--set", "space.epochs=[2]",
-        "--set", "space.learning_rate=[2e-3, 5e-3]",
+        "--set", "space.learning_rate=[2e-3, 5e-3]", "--set", f"resources.num_workers={workers}",
     )  # fmt: skip
     if proc.returncode != 0:
         pytest.fail(f"search failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr}")
@@ -71,6 +74,13 @@ def test_labels_come_from_the_data_and_trials_rank_by_macro_f1(topic_search):
     assert trial.value == pytest.approx(record["validation_metrics"]["eval_macro_f1"])
     assert "eval_f1" not in record["validation_metrics"]
     assert {f"eval_f1_{label}" for label in labels} <= set(record["validation_metrics"])
+    # One report per epoch, whether one worker trained or two (rank 0 reports for both).
+    search = json.loads((output / "search.json").read_text())
+    (result,) = (output / "ray_results" / search["name"]).glob("run_trial_*/result.json")
+    epochs = [json.loads(row)["training_iteration"] for row in result.read_text().splitlines()]
+    assert epochs == [1, 2]
+    workers = search["config"]["resources"]["num_workers"]
+    assert f"each {workers} worker(s) x 1 CPU" in log
     # The bootstrap resamples the macro-F1 of the winner's kept validation predictions.
     winner = record["validation_bootstrap"]["winner"]
     assert winner["value"] == pytest.approx(trial.value, abs=1e-4)

@@ -18,6 +18,7 @@ import pytest
 from search.layout import OPTUNA_DB, STUDY_NAME
 from search.tracking import ABANDONED_TAG
 from tests.conftest import ROOT, TINY, run_cli
+from tests.records import assert_records_agree
 
 TRIALS = 3  # one ends before the kill, one before the Ctrl-C, the last after both resumes
 
@@ -92,6 +93,7 @@ def test_a_killed_then_interrupted_search_resumes_to_exactly_the_requested_trial
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{output / OPTUNA_DB}")
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
     assert (output / "best_model" / "model.safetensors").is_file()
+    assert_records_agree(output)
 
     again = run_cli("--resume", str(output))
     assert again.returncode == 0

@@ -17,6 +17,7 @@ from transformers import pipeline
 from search.layout import RESULT_FILE
 from search.refit import RUN_NAME as REFIT_RUN
 from search.tracking import PARENT_TAG, SEARCH_TAG
+from tests.records import assert_records_agree
 from trainable import data
 from trainable.config_file import config_from_dict
 
@@ -107,6 +108,10 @@ def test_export_records_hyperparameters_validation_and_test_metrics(tiny_search)
     assert record["test_per_class"]["spam"]["support"] == truth.count("spam")
 
 
+def test_tune_optuna_and_mlflow_name_the_same_trials_and_scores(tiny_search, mlflow_server):
+    assert_records_agree(tiny_search, tracking_uri=mlflow_server[0])
+
+
 def test_optuna_study_has_one_trial_per_tune_trial(tiny_search):
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{tiny_search / 'optuna.db'}")
     trials = study.get_trials(deepcopy=False)
@@ -143,6 +148,17 @@ def test_the_search_says_whether_it_paid_off(tiny_search, mlflow_server):
     assert winner["trial_id"] == record["trial_id"]
     assert winner["value"] == pytest.approx(record["validation_metrics"]["eval_f1"], abs=1e-4)
     assert winner["low"] <= winner["value"] <= winner["high"] and boot["examples"] == 64
+    # Kept in the order the Trainer evaluated (length-grouped batches reorder the split): the
+    # true classes travel with the predictions, and they are the validation split's.
+    search = json.loads((tiny_search / "search.json").read_text())
+    cfg = config_from_dict(search["config"])
+    splits = data.prepare(cfg.data, cfg.seed)
+    (result,) = (tiny_search / "ray_results" / search["name"]).glob(
+        f"run_trial_{record['trial_id']}_*/result.json"
+    )
+    rows = [json.loads(row) for row in result.read_text().splitlines()]
+    references = rows[record["best_epoch"] - 1]["eval_references"].split(",")
+    assert sorted(map(int, references)) == sorted(splits["validation"]["label"])
     (other,) = boot["difference_to_winner"]
     difference = boot["difference_to_winner"][other]
     assert difference["value"] == pytest.approx(
@@ -158,11 +174,9 @@ def test_the_search_says_whether_it_paid_off(tiny_search, mlflow_server):
         "batch_size": 16,
         "epochs": 2,
     }
-    search = json.loads((tiny_search / "search.json").read_text())
     root = tiny_search / "ray_results" / search["name"] / "checkpoints" / gain["defaults_trial"]
     (checkpoint,) = [path for path in root.glob("checkpoint_*") if path.is_dir()]
-    cfg = config_from_dict(search["config"])
-    texts = data.prepare(cfg.data, cfg.seed)["test"]
+    texts = splits["test"]
     truth = [texts.features["label"].int2str(i) for i in texts["label"]]
     classify = pipeline("text-classification", model=str(checkpoint / "checkpoint"))
     cut = {"truncation": True, "max_length": cfg.model.max_length}  # as training cut them

@@ -19,6 +19,7 @@ import pytest
 
 from search.cluster import free_ports
 from tests.conftest import TINY, run_cli
+from tests.records import assert_records_agree
 
 # Token auth: `ray start --head` creates a token when none exists; every process shares it.
 ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
@@ -180,6 +181,7 @@ def test_a_trial_that_cannot_be_placed_stops_on_ctrl_c_then_fails_with_its_reaso
     assert "could not be placed within 8 s, each asking for {'CPU': 1}" in resumed.stderr
     assert "resources.placement_timeout_s" in resumed.stderr
     assert not (output / "best_model").exists()
+    assert_records_agree(output)
 
 
 def _lose_node_b(port: int) -> None:
@@ -239,6 +241,7 @@ def test_losing_a_worker_node_mid_trial_loses_no_trial_and_no_epoch(cluster, tmp
         assert steps == [1, 2, 3, 4]
     record = json.loads((output / "best_model" / "hpo_result.json").read_text())
     assert record["checkpoint"].startswith(str(storage))
+    assert_records_agree(output)
 
     from transformers import pipeline
 

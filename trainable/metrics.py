@@ -26,8 +26,10 @@ METRIC_MODES = {
 BINARY_METRICS = ("f1", "precision", "recall")
 PER_CLASS = ("precision", "recall", "f1")
 # With keep_predictions, each evaluation also carries the class it predicted for each example
-# (encode_predictions): small, and what the search's bootstrap resamples.
+# and each example's true class, in the order the Trainer evaluated them (length-grouped
+# batches reorder them): small, and what the search's bootstrap resamples.
 PREDICTIONS = "predictions"
+REFERENCES = "references"
 # Timing figures the Trainer adds to every evaluation: not scores.
 TIMINGS = ("runtime", "samples_per_second", "steps_per_second")
 
@@ -60,6 +62,7 @@ class ClassificationMetrics:
         scores = self.scores(predictions, references)
         if self.keep_predictions:
             scores[PREDICTIONS] = encode_predictions(predictions)
+            scores[REFERENCES] = encode_predictions(references)
         return scores
 
     def scores(self, predictions, references) -> dict[str, float]:

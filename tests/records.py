@@ -1,0 +1,68 @@
+"""The check every fault test ends with: Tune's results, the Optuna study and the MLflow runs
+name the same trials with the same per-epoch scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from search.layout import OPTUNA_DB, SEARCH_FILE, STUDY_NAME
+from search.tracking import ABANDONED_TAG
+from trainable.hyperparameters import hyperparameter_names
+
+
+def assert_records_agree(output: Path, tracking_uri: str | None = None) -> None:
+    search = json.loads((output / SEARCH_FILE).read_text())
+    cfg = search["config"]
+    metric = f"eval_{cfg['search']['metric']}"
+    storage = Path(cfg["storage"] or output / "ray_results")
+    tune = _tune_trials(storage / search["name"], metric)
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri or f"sqlite:///{output / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(cfg["tracking"]["experiment"])
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.search = '{search['name']}' and tags.trial_name != ''"
+    )
+    kept = [run for run in runs if ABANDONED_TAG not in run.data.tags]
+    assert sorted(run.data.tags["trial_name"].removeprefix("run_trial_") for run in kept) == sorted(
+        tune
+    ), "MLflow and Tune name different trials"
+    for run in kept:
+        trial_id = run.data.tags["trial_name"].removeprefix("run_trial_")
+        history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, metric)}
+        assert history == pytest.approx(tune[trial_id]["scores"]), f"MLflow's {trial_id} differs"
+
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{output / OPTUNA_DB}")
+    by_params = {_key(trial["params"]): trial_id for trial_id, trial in tune.items()}
+    matched = set()
+    for trial in study.get_trials(deepcopy=False):
+        trial_id = by_params.get(_key(trial.params))
+        if trial_id is None:  # asked for by a killed driver; its MLflow run is abandoned
+            assert trial.state == optuna.trial.TrialState.FAIL, trial
+            continue
+        matched.add(trial_id)
+        assert trial.intermediate_values == pytest.approx(tune[trial_id]["scores"]), trial_id
+    assert matched == set(tune), "the study lacks trials Tune ran"
+    assert len(study.trials) - len(matched) == len(runs) - len(kept)
+
+
+def _tune_trials(experiment: Path, metric: str) -> dict[str, dict]:
+    """Trial id → its hyperparameters and its score per epoch, from Tune's result files."""
+    trials = {}
+    for params_file in experiment.glob("run_trial_*/params.json"):
+        params = json.loads(params_file.read_text())
+        result_file = params_file.parent / "result.json"
+        rows = result_file.read_text().splitlines() if result_file.is_file() else []
+        results = [json.loads(row) for row in rows if row.strip()]
+        trial_id = params_file.parent.name.split("_")[2]
+        scores = {r["training_iteration"]: r[metric] for r in results if metric in r}
+        trials[trial_id] = {"params": params, "scores": scores}
+    return trials
+
+
+def _key(params: dict) -> tuple:
+    return tuple(float(params[name]) for name in hyperparameter_names())
