@@ -22,23 +22,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import optuna
 import torch
 from transformers import (
     AutoModelForSequenceClassification,
-    DataCollatorWithPadding,
-    Trainer,
     TrainerCallback,
 )
 
-from benchmarks.common import cpu_training_args, metrics_for, score_on_test
+from benchmarks.common import score_on_test
 from benchmarks.gpu_records import PEER_FILE
+from benchmarks.peer import peer_search, peer_trainer
 from search.run import load_task
 from search.selection import metric_key
 from trainable.callbacks import WorkCallback
-from trainable.config import Config
 from trainable.config_file import load_config, parse_override
-from trainable.hyperparameters import LOG_UNIFORM, dimensions
 from trainable.model import load_model, load_tokenizer
 
 
@@ -105,23 +101,6 @@ class TrialClock(TrainerCallback):
         partial.replace(self.record)
 
 
-def hp_space(cfg: Config):
-    """The search's space, each dimension named as the TrainingArguments field it sets (as in
-    benchmarks.peer)."""
-
-    def space(trial: optuna.Trial) -> dict:
-        sampled = {}
-        for dim in dimensions():
-            name, values = dim.metadata["sets"], getattr(cfg.space, dim.name)
-            if dim.metadata["sampled"] == LOG_UNIFORM:
-                sampled[name] = trial.suggest_float(name, *values, log=True)
-            else:
-                sampled[name] = trial.suggest_categorical(name, values)
-        return sampled
-
-    return space
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=lambda p: Path(p).resolve(), required=True)
@@ -139,34 +118,18 @@ def main() -> None:
         clock.model_init_at = time.time()
         return load_model(cfg.model, cfg.data.labels, tokenizer)
 
-    trainer = Trainer(
+    trainer = peer_trainer(
+        cfg,
+        tokenizer,
+        splits,
+        scratch,
         model_init=model_init,
-        args=cpu_training_args(
-            cfg,
-            str(scratch),
-            use_cpu=False,  # the CPU peer's settings, on the GPU
-            bf16=cfg.train.precision == "bf16",
-            fp16=cfg.train.precision == "fp16",
-            save_strategy="epoch",
-            save_total_limit=1,
-            save_only_model=True,
-            per_device_eval_batch_size=cfg.train.eval_batch_size,
-        ),
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=metrics_for(cfg),
         callbacks=[WorkCallback(), clock],
+        use_cpu=False,  # the CPU peer's settings, on the GPU
+        bf16=cfg.train.precision == "bf16",
+        fp16=cfg.train.precision == "fp16",
     )
-    best = trainer.hyperparameter_search(
-        direction="maximize" if cfg.search.mode == "max" else "minimize",
-        backend="optuna",
-        hp_space=hp_space(cfg),
-        n_trials=cfg.search.trials,
-        compute_objective=lambda metrics: metrics[metric],
-        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
-    )
+    best = peer_search(trainer, cfg)
     (checkpoint,) = sorted(Path(scratch, f"run-{best.run_id}").glob("checkpoint-*"))
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
     test = score_on_test(model, tokenizer, splits["test"], cfg, cfg.train.eval_batch_size)

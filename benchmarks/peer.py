@@ -24,36 +24,15 @@ from benchmarks.common import (
     write_result,
 )
 from search.selection import metric_key
+from trainable.config import Config
 from trainable.hyperparameters import LOG_UNIFORM, dimensions
 from trainable.model import load_model
 
 
-def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
-    cfg = config_for(args.setting)
-    tokenizer, splits = tokenized_splits(cfg)
-    scratch = args.out / "peer-trials"
-    clock = EvalClock()
-    trainer = Trainer(
-        model_init=lambda trial=None: load_model(cfg.model, cfg.data.labels, tokenizer),
-        args=cpu_training_args(
-            cfg,
-            str(scratch),
-            save_strategy="epoch",
-            save_total_limit=1,
-            save_only_model=True,
-            per_device_eval_batch_size=cfg.train.eval_batch_size,
-        ),
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=metrics_for(cfg),
-        callbacks=[clock],
-    )
+def hp_space(cfg: Config):
+    """The search's space, each dimension named as the TrainingArguments field it sets."""
 
     def space(trial: optuna.Trial) -> dict:
-        """The search's space, each dimension named as the TrainingArguments field it sets."""
         sampled = {}
         for dim in dimensions():
             name, values = dim.metadata["sets"], getattr(cfg.space, dim.name)
@@ -63,17 +42,61 @@ def main() -> None:
                 sampled[name] = trial.suggest_categorical(name, values)
         return sampled
 
-    def score(metrics: dict) -> float:
-        return metrics[metric_key(cfg.search.metric)]  # what finetune-hpo's Optuna sees
+    return space
 
-    best = trainer.hyperparameter_search(
+
+def peer_trainer(cfg: Config, tokenizer, splits, scratch: Path, model_init, callbacks, **args):
+    """The peer's Trainer: the CPU benchmark's settings, `args` overriding them (the GPU peer
+    trains on the GPU); a checkpoint per epoch, the last one kept."""
+    return Trainer(
+        model_init=model_init,
+        args=cpu_training_args(
+            cfg,
+            str(scratch),
+            save_strategy="epoch",
+            save_total_limit=1,
+            save_only_model=True,
+            per_device_eval_batch_size=cfg.train.eval_batch_size,
+            **args,
+        ),
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=metrics_for(cfg),
+        callbacks=callbacks,
+    )
+
+
+def peer_search(trainer: Trainer, cfg: Config):
+    """`hyperparameter_search` with the search's space, budget, seed and metric (what
+    finetune-hpo's Optuna sees); returns HF's BestRun."""
+    metric = metric_key(cfg.search.metric)
+    return trainer.hyperparameter_search(
         direction="maximize" if cfg.search.mode == "max" else "minimize",
         backend="optuna",
-        hp_space=space,
+        hp_space=hp_space(cfg),
         n_trials=cfg.search.trials,
-        compute_objective=score,
+        compute_objective=lambda metrics: metrics[metric],
         sampler=optuna.samplers.TPESampler(seed=cfg.seed),
     )
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    cfg = config_for(args.setting)
+    tokenizer, splits = tokenized_splits(cfg)
+    scratch = args.out / "peer-trials"
+    clock = EvalClock()
+    trainer = peer_trainer(
+        cfg,
+        tokenizer,
+        splits,
+        scratch,
+        model_init=lambda trial=None: load_model(cfg.model, cfg.data.labels, tokenizer),
+        callbacks=[clock],
+    )
+    best = peer_search(trainer, cfg)
     (checkpoint,) = sorted(Path(scratch, f"run-{best.run_id}").glob("checkpoint-*"))
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
     test = score_on_test(model, tokenizer, splits["test"], cfg, cfg.train.eval_batch_size)
