@@ -64,33 +64,23 @@ def trial_rows(cfg, search_name: str) -> list[dict[str, Any]]:
     (the keys `benchmarks.hpo.collect` reads, plus `gpu_peak_gib` and the best score)."""
     from ray.tune import ExperimentAnalysis
 
+    from benchmarks.hpo import reported_trials, trial_timing
     from search.selection import metric_key
     from trainable.hyperparameters import typed
 
     metric = metric_key(cfg.search.metric)
     analysis = ExperimentAnalysis(cfg.experiment_path(search_name))
     rows = []
-    for trial in analysis.trials:
-        frame = analysis.trial_dataframes.get(trial.trial_id)
-        if frame is None or frame.empty:
-            continue
-        first, last = frame.iloc[0], frame.iloc[-1]
+    for trial, frame in reported_trials(analysis):
         scores = frame[metric] if metric in frame else None
         row = {
             "trial": trial.trial_id,
             **typed(trial.config),  # Tune's values, with the types the space declares
-            "start": float(last["timestamp"] - last["time_total_s"]),
-            "last_report": float(last["timestamp"]),
-            "epochs_run": int(last["training_iteration"]),
-            "time_train_s": float(last["time_train_s"]),
-            "time_eval_s": float(last["time_eval_s"]),
+            **trial_timing(frame),
             "best_score": None
             if scores is None
             else float(scores.max() if cfg.search.mode == "max" else scores.min()),
         }
-        for key in ("loop_started_at", "training_started_at"):
-            if key in frame:
-                row[key] = float(first[key])
         if "gpu_peak_gib" in frame:
             row["gpu_peak_gib"] = float(frame["gpu_peak_gib"].max())
         rows.append(row)

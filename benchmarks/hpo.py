@@ -121,33 +121,44 @@ def best_checkpoint(frame, ranking: Ranking) -> dict | None:
     }
 
 
+def reported_trials(analysis):
+    """(trial, its results frame) for each trial of a Tune experiment that reported."""
+    for trial in analysis.trials:
+        frame = analysis.trial_dataframes.get(trial.trial_id)
+        if frame is not None and not frame.empty:
+            yield trial, frame
+
+
+def trial_timing(frame) -> dict[str, float]:
+    """A trial's start, last report, epochs and work, from its results (one row per epoch):
+    what the per-trial overhead is computed from (benchmarks.summary)."""
+    first, last = frame.iloc[0], frame.iloc[-1]
+    timing = {
+        "start": float(last["timestamp"] - last["time_total_s"]),
+        "last_report": float(last["timestamp"]),
+        "epochs_run": int(last["training_iteration"]),
+        "time_train_s": float(last["time_train_s"]),
+        "time_eval_s": float(last["time_eval_s"]),
+    }
+    for key in ("loop_started_at", "training_started_at"):
+        if key in frame:
+            timing[key] = float(first[key])
+    return timing
+
+
 def collect(output: Path, started: float, ended: float) -> dict:
     search = json.loads((output / SEARCH_FILE).read_text())
     cfg = config_from_dict(search["config"], {"output": str(output)})
     best = json.loads((output / BEST_MODEL / RESULT_FILE).read_text())
     analysis = ExperimentAnalysis(cfg.experiment_path(search["name"]))
     trials = []
-    for trial in analysis.trials:
-        frame = analysis.trial_dataframes.get(trial.trial_id)
-        if frame is None or frame.empty:
-            continue
-        first, last = frame.iloc[0], frame.iloc[-1]
+    for trial, frame in reported_trials(analysis):
         trials.append(
             {
                 "trial": trial.trial_id,
                 "batch_size": trial.config["batch_size"],
-                "start": float(last["timestamp"] - last["time_total_s"]),
-                "last_report": float(last["timestamp"]),
-                "epochs_run": int(last["training_iteration"]),
-                **{
-                    k: float(last[k])
-                    for k in ("time_train_s", "time_eval_s", "tokens_trained", "tokens_computed")
-                },
-                **{
-                    k: float(first[k])
-                    for k in ("loop_started_at", "training_started_at")
-                    if k in frame
-                },
+                **trial_timing(frame),
+                **{k: float(frame.iloc[-1][k]) for k in ("tokens_trained", "tokens_computed")},
                 "evals": [
                     {"time": float(t), "eval_f1": float(f)}
                     for t, f in zip(frame["timestamp"], frame["eval_f1"], strict=True)
