@@ -46,8 +46,7 @@ def connect(cfg: Config) -> None:
     else:
         runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)], "env_vars": {}}
     if cfg.resources.placement_timeout_s is not None:
-        # Read by each Train controller (an actor of this job) as it waits for its workers'
-        # placement group; the trial's FailureConfig then gives up instead of waiting again.
+        # Each Train controller waits this long for its workers' place (trainable/trial.py).
         runtime_env["env_vars"][PLACEMENT_TIMEOUT_ENV] = str(cfg.resources.placement_timeout_s)
     try:
         context = ray.init(
@@ -154,7 +153,7 @@ def fit_to_cluster(cfg: Config) -> Config:
     total = capacity()
     cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
     res = cfg.resources
-    use_gpu = gpus > 0 if res.use_gpu is None else res.use_gpu
+    use_gpu = uses_gpu(res, total)
     at_least = res.cpus_per_worker or 1
     need_cpu = res.num_workers * at_least
     if need_cpu > cpus:
@@ -189,13 +188,17 @@ def fit_to_cluster(cfg: Config) -> Config:
     )
 
 
+def uses_gpu(res, total: dict[str, float]) -> bool:
+    """resources.use_gpu as set; unset (null), whether the cluster has GPUs."""
+    return total.get("GPU", 0) > 0 if res.use_gpu is None else res.use_gpu
+
+
 def share_gpus(cfg: Config, shape: ModelShape) -> tuple[Config, Share | None]:
     """Resolves use_gpu and, with GPUs, how many trials share one (None without GPUs)."""
     res = cfg.resources
-    gpu_nodes = [node["Resources"] for node in alive_nodes() if node["Resources"].get("GPU")]
-    use_gpu = capacity().get("GPU", 0) > 0 if res.use_gpu is None else res.use_gpu
-    if not use_gpu:
+    if not uses_gpu(res, capacity()):
         return dataclasses.replace(cfg, resources=dataclasses.replace(res, use_gpu=False)), None
+    gpu_nodes = [node["Resources"] for node in alive_nodes() if node["Resources"].get("GPU")]
     trial_gib = trial_peak_gib(
         shape, max(cfg.space.batch_size), cfg.model.max_length, cfg.train.precision
     )
@@ -213,8 +216,8 @@ def share_gpus(cfg: Config, shape: ModelShape) -> tuple[Config, Share | None]:
 
 
 def gpu_memory_gib() -> float | None:
-    """A GPU's memory, read on a GPU node by a task holding a sliver of one (the driver may
-    run where there is none). Clusters with GPUs of several sizes: set trials_per_gpu."""
+    """A GPU's memory, read on a GPU node (the driver's may have none) by a task holding a
+    sliver of one. Clusters with GPUs of several sizes: set trials_per_gpu."""
 
     @ray.remote(num_cpus=0, num_gpus=0.0001)
     def total_memory() -> float:
