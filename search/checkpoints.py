@@ -13,6 +13,7 @@ from ray.tune import Callback
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from search.selection import Ranking
+from trainable.hyperparameters import ran_point
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class CheckpointPruner(Callback):
 
     def _trial_ended(self, trial) -> None:
         trial_id = trial.trial_id
-        if self.defaults and all(trial.config.get(k) == v for k, v in self.defaults.items()):
+        if self.defaults and ran_point(trial.config, self.defaults):
             self.kept.add(trial_id)
         best = self.best.get(trial_id)
         self._delete(trial_id, keep={best[1]} if best else set())

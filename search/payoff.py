@@ -16,9 +16,9 @@ from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from search.bootstrap import Interval, compare_to_winner, difference, interval
 from search.scorer import Scorer
-from search.selection import PREDICTIONS_KEY, REFERENCES_KEY, Ranking, best_per_trial
+from search.selection import PREDICTIONS_KEY, REFERENCES_KEY
 from trainable.config import Config
-from trainable.hyperparameters import typed
+from trainable.hyperparameters import ran_point, typed
 from trainable.metrics import decode_predictions
 
 CONFIDENCE = 0.95
@@ -34,8 +34,9 @@ def scorer(cfg: Config) -> Scorer | None:
     return Scorer(cfg.search.metric, len(labels), positive)
 
 
-def validation_payoff(results, cfg: Config, winner_id: str) -> dict[str, Any] | None:
+def validation_payoff(bests: dict, cfg: Config, winner_id: str) -> dict[str, Any] | None:
     """The winner's interval and every other trial's difference to it, on validation.
+    `bests`: each trial's best evaluation (selection.best_per_trial).
 
     Each trial kept its predictions with the true classes in the order it evaluated them.
     Every trial evaluates in the same order (the same seed and batch size group the same
@@ -47,7 +48,7 @@ def validation_payoff(results, cfg: Config, winner_id: str) -> dict[str, Any] | 
             decode_predictions(row[REFERENCES_KEY]),
             decode_predictions(row[PREDICTIONS_KEY]),
         )
-        for trial_id, (_, row) in best_per_trial(results, Ranking.of(cfg.search)).items()
+        for trial_id, (_, row) in bests.items()
         if isinstance(row.get(PREDICTIONS_KEY), str) and isinstance(row.get(REFERENCES_KEY), str)
     }
     if score is None or winner_id not in evaluated:
@@ -76,15 +77,15 @@ def validation_payoff(results, cfg: Config, winner_id: str) -> dict[str, Any] | 
     }
 
 
-def defaults_trial(results, cfg: Config) -> tuple[str, str] | None:
+def defaults_trial(bests: dict, cfg: Config) -> tuple[str, str] | None:
     """(trial id, best checkpoint) of the trial that ran search.initial_points[0] (the HF
     Trainer's defaults in the shipped configs); None without one, or without its checkpoint."""
     if not cfg.search.initial_points:
         return None
     point = typed(cfg.search.initial_points[0])
-    for trial_id, (result, row) in best_per_trial(results, Ranking.of(cfg.search)).items():
+    for trial_id, (result, row) in bests.items():
         checkpoint = row.get(CHECKPOINT_PATH_KEY)
-        if all(result.config.get(k) == v for k, v in point.items()) and checkpoint:
+        if ran_point(result.config, point) and checkpoint:
             return trial_id, checkpoint
     return None
 

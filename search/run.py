@@ -179,12 +179,14 @@ def payoff(cfg: Config, results, best, splits, test_predictions) -> dict[str, An
     and the exported model's test gain over the defaults' trial (search/payoff.py)."""
     from search.export import predict_checkpoint
     from search.payoff import defaults_trial, test_gain, validation_payoff
+    from search.selection import Ranking, best_per_trial
 
+    bests = best_per_trial(results, Ranking.of(cfg.search))
     record = {
-        "validation_bootstrap": validation_payoff(results, cfg, best.trial_id),
+        "validation_bootstrap": validation_payoff(bests, cfg, best.trial_id),
         "gain_over_defaults": None,
     }
-    defaults = defaults_trial(results, cfg)
+    defaults = defaults_trial(bests, cfg)
     if defaults is not None and record["validation_bootstrap"] is not None:
         trial_id, checkpoint = defaults
         predicted = predict_checkpoint(checkpoint, cfg, splits["test"])

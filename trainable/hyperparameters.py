@@ -49,6 +49,11 @@ def typed(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def ran_point(config: dict[str, Any], point: dict[str, Any]) -> bool:
+    """Whether a trial's config holds the point's values (the point as `typed` gives it)."""
+    return all(config.get(name) == value for name, value in point.items())
+
+
 def training_arguments(params: dict[str, Any]) -> dict[str, Any]:
     """The `TrainingArguments` fields the sampled values set."""
     values = typed(params)
