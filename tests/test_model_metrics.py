@@ -132,7 +132,7 @@ def test_a_refit_stops_after_the_selected_epoch_on_the_schedule_the_trial_had(tm
     from trainable import data
     from trainable.callbacks import StopAfterEpochs
     from trainable.config import Config, DataConfig
-    from trainable.train_loop import build_training_args
+    from trainable.trainer import build_training_args
 
     cfg = Config(model=ModelConfig(tiny=True))
     tokenizer = load_tokenizer(cfg.model)
@@ -160,7 +160,7 @@ def test_a_trial_trains_to_the_same_weights_every_time(tmp_path):
     from trainable import data
     from trainable.config import Config, DataConfig
     from trainable.task import resolve
-    from trainable.train_loop import build_trainer
+    from trainable.trainer import build_trainer
 
     cfg = resolve(Config(model=ModelConfig(tiny=True), seed=7), ["ham", "spam"])
     tokenizer = load_tokenizer(cfg.model)
@@ -182,7 +182,7 @@ def test_balanced_class_weights_reach_the_trainer_from_the_config(tmp_path):
     from trainable.config import Config, DataConfig, TrainConfig
     from trainable.loss import BalancedLoss
     from trainable.task import resolve
-    from trainable.train_loop import build_trainer
+    from trainable.trainer import build_trainer
 
     cfg = Config(model=ModelConfig(tiny=True), train=TrainConfig(class_weights="balanced"))
     cfg = resolve(cfg.validate(), ["ham", "spam"])

@@ -31,12 +31,15 @@ class WorkCallback(TrainerCallback):
     `loop_started_at` and `training_started_at` (Unix times) place the worker's start-up.
     """
 
-    def __init__(self, loop_started_at: float | None = None):
+    def __init__(self, loop_started_at: float | None = None, carried: dict | None = None):
+        """`carried`: the `work` of an earlier train() call this one continues (a seed of
+        search.repeats trains one epoch per call)."""
         self.loop_started_at = loop_started_at
+        self.carried = carried
 
     def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
-        self.work = {"time_train_s": 0.0, "time_eval_s": 0.0}
-        if self.loop_started_at is not None:
+        self.work = dict(self.carried or {"time_train_s": 0.0, "time_eval_s": 0.0})
+        if self.loop_started_at is not None and self.carried is None:
             self.work["loop_started_at"] = self.loop_started_at
             self.work["training_started_at"] = time.time()
         self.tokens_per_epoch = sum(map(sum, train_dataloader.dataset["attention_mask"]))
@@ -71,3 +74,11 @@ class StopAfterEpochs(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         if round(state.epoch) >= self.epochs:
             control.should_training_stop = True
+
+
+class LastReport(TrainerCallback):
+    """Keeps what `RayTrainReportCallback` would report at each save (every log merged, the
+    latest value of each key winning) for a caller that reports itself."""
+
+    def on_save(self, args, state, control, **kwargs):
+        self.metrics = {key: value for log in state.log_history for key, value in log.items()}

@@ -63,6 +63,7 @@ class SearchConfig:
     reduction_factor: int = 2
     keep_top_trials: int = 3
     refit: bool = True
+    repeats: int = 1  # seeds per configuration; ASHA and Optuna see their mean per epoch
     initial_points: list[dict[str, float]] = field(
         default_factory=lambda: [{"learning_rate": 5e-5, "batch_size": 8, "epochs": 3}]
     )
@@ -117,6 +118,12 @@ class Config:
         _at_least(self.search.grace_period, 1, "search.grace_period")
         _at_least(self.search.reduction_factor, 2, "search.reduction_factor")
         _at_least(self.search.keep_top_trials, 1, "search.keep_top_trials")
+        _at_least(self.search.repeats, 1, "search.repeats")
+        if self.search.repeats > 1 and self.resources.num_workers > 1:
+            raise ConfigError(
+                "search.repeats > 1 trains a configuration's seeds one after another on one "
+                "worker: set resources.num_workers to 1, or search.repeats to 1"
+            )
         _at_least(self.resources.num_workers, 1, "resources.num_workers")
         if self.resources.cpus_per_worker is not None:
             _at_least(self.resources.cpus_per_worker, 1, "resources.cpus_per_worker")

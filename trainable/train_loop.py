@@ -1,8 +1,7 @@
 """The worker loop: one HF Trainer run per trial (or the refit), reporting to Ray Train.
 
-Runs on each Ray Train worker (`trainable.work` hands it its Work). Eval and save strategies
-are both per epoch because `RayTrainReportCallback` reports (metrics and checkpoint) only when
-the Trainer saves.
+Runs on each Ray Train worker (`trainable.work` hands it its Work); `trainable.trainer`
+builds the Trainer, and `trainable.seeds` runs a trial of several seeds.
 """
 
 from __future__ import annotations
@@ -15,81 +14,16 @@ import ray
 import ray.train
 import torch
 from datasets import concatenate_datasets
-from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
-from transformers import (
-    DataCollatorWithPadding,
-    Trainer,
-    TrainerCallback,
-    TrainerState,
-    TrainingArguments,
-)
+from ray.train.huggingface.transformers import RayTrainReportCallback
+from transformers import TrainerState
 from transformers.trainer import TRAINER_STATE_NAME
 
-from trainable.callbacks import FiniteLossCallback, StopAfterEpochs, WorkCallback
+from trainable import seeds
+from trainable.callbacks import StopAfterEpochs, WorkCallback
 from trainable.config import Config
-from trainable.hyperparameters import training_arguments, typed
-from trainable.loss import BalancedLoss
-from trainable.metrics import ClassificationMetrics
-from trainable.model import load_model, load_tokenizer
+from trainable.hyperparameters import typed
+from trainable.trainer import build_trainer
 from trainable.work import Mode, Work
-
-
-def build_training_args(
-    cfg: Config, hp: dict, output_dir: str, per_epoch: bool = True
-) -> TrainingArguments:
-    """`hp`: the sampled hyperparameters. `per_epoch`: evaluate and save (which reports to
-    Ray Train) after every epoch."""
-    use_gpu = bool(cfg.resources.use_gpu)
-    return TrainingArguments(
-        output_dir=output_dir,
-        **training_arguments(hp),
-        per_device_eval_batch_size=cfg.train.eval_batch_size,
-        weight_decay=cfg.train.weight_decay,
-        warmup_steps=cfg.train.warmup_ratio,  # a float below 1 is a fraction of all steps
-        eval_strategy="epoch" if per_epoch else "no",
-        save_strategy="epoch" if per_epoch else "no",
-        logging_strategy="epoch",
-        logging_nan_inf_filter=False,  # a NaN loss must show, for FiniteLossCallback
-        save_total_limit=1,
-        save_only_model=not cfg.train.save_optimizer_state,
-        train_sampling_strategy="group_by_length" if cfg.train.group_by_length else "random",
-        fp16=use_gpu and cfg.train.precision == "fp16",
-        bf16=use_gpu and cfg.train.precision == "bf16",
-        use_cpu=not use_gpu,
-        # One worker per trial still gets a DDP wrapper from Ray Train; every parameter is
-        # used, so the unused-parameter search would only cost time.
-        ddp_find_unused_parameters=False,
-        include_num_input_tokens_seen="all",
-        seed=cfg.seed,
-        report_to="none",
-        disable_tqdm=True,
-        log_level="warning",
-    )
-
-
-def build_trainer(
-    cfg: Config, hp: dict, splits, output_dir: str, callbacks: list[TrainerCallback]
-) -> Trainer:
-    """A Trainer on `splits["train"]`; it evaluates on `splits["validation"]` when there is one."""
-    tokenizer = load_tokenizer(cfg.model)
-    labels = cfg.data.labels
-    model = load_model(cfg.model, labels, tokenizer, seed=cfg.seed)
-    evaluates = "validation" in splits
-    weighted = cfg.train.class_weights == "balanced"
-    trainer = Trainer(
-        model=model,
-        args=build_training_args(cfg, hp, output_dir, per_epoch=evaluates),
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"] if evaluates else None,
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=ClassificationMetrics(
-            labels, cfg.data.positive_label, keep_predictions=True
-        ),
-        compute_loss_func=BalancedLoss(splits["train"]["label"], len(labels)) if weighted else None,
-        callbacks=[FiniteLossCallback(), *callbacks],
-    )
-    return prepare_trainer(trainer)
 
 
 def run(work: Work) -> None:
@@ -118,6 +52,9 @@ def run(work: Work) -> None:
 def trial(cfg: Config, hp: dict, splits, output_dir: str, loop_started_at: float) -> None:
     """Trains from the start, or from the checkpoint Ray Train restored; a trial restored
     after its last epoch replays its final report instead of training."""
+    if cfg.search.repeats > 1:
+        seeds.repeated_trial(cfg, hp, splits, output_dir, loop_started_at)
+        return
     callbacks = [WorkCallback(loop_started_at), RayTrainReportCallback()]
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
