@@ -36,16 +36,26 @@ SEARCH_DIR = "hpo-search"  # the search's --output, under the contender's folder
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
-    output = args.out / SEARCH_DIR
+    write_result(args.out, "hpo", search_and_score(args.setting, args.out))
+
+
+def search_and_score(setting: str, out: Path, trials: int | None = None, *sets: str) -> dict:
+    """The setting's search (with `trials` and `--set` overrides `sets`, if given), its
+    records read back, and every trial's best checkpoint scored on test."""
+    output = out / SEARCH_DIR
+    trials = trials or config_for(setting).search.trials
     started = time.time()
     command = [
         sys.executable,
         "-m",
         "search.run",
-        *cli_args(args.setting),
+        *cli_args(setting),
+        "--trials",
+        str(trials),
         # Keep every trial's best checkpoint (the search keeps the top 3): all are scored below.
         "--set",
-        f"search.keep_top_trials={config_for(args.setting).search.trials}",
+        f"search.keep_top_trials={trials}",
+        *(arg for text in sets for arg in ("--set", text)),
         "--output",
         str(output),
         "--overwrite",
@@ -53,11 +63,11 @@ def main() -> None:
     subprocess.run(command, check=True)
     result = collect(output, started, time.time())
     analysis_started = time.time()
-    score_trials(result, args.setting, output / BEST_MODEL)
+    score_trials(result, setting, output / BEST_MODEL)
     # Scoring every checkpoint is the benchmark's own work, not the search's: it is taken out
     # of the wall time.
     result["analysis_s"] = time.time() - analysis_started
-    write_result(args.out, "hpo", result)
+    return result
 
 
 def score_trials(result: dict, setting: str, exported: Path) -> None:

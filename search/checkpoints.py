@@ -14,6 +14,7 @@ from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from search.selection import Ranking
 from trainable.hyperparameters import ran_point
+from trainable.tune_record import recorded_results
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,23 @@ class CheckpointPruner(Callback):
         self.ended: list[str] = []
         self.kept: set[str] = set()  # the defaults' trial
 
+    def on_trial_start(self, iteration, trials, trial, **info):
+        # A trial resumed after the driver went: the epochs it reported before are in its
+        # stored record only, and its best checkpoint may be among them.
+        for result in recorded_results(trial.storage.storage_filesystem, trial.path):
+            self._consider(trial.trial_id, result)
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
         # A running trial is never pruned: Tune hears of a checkpoint after Ray Train has
         # written it, and by then Train may have written the next one, which is the trial's
         # latest (what a restart resumes from) though Tune has not heard of it yet.
+        self._consider(trial.trial_id, result)
+
+    def _consider(self, trial_id: str, result: dict) -> None:
         path = result.get(CHECKPOINT_PATH_KEY)
-        current = self.best.get(trial.trial_id)
+        current = self.best.get(trial_id)
         if path is not None and self.ranking.better(result, current[0] if current else None):
-            self.best[trial.trial_id] = (result, path)
+            self.best[trial_id] = (result, path)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._trial_ended(trial)

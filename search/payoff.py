@@ -67,6 +67,9 @@ def validation_payoff(bests: dict, cfg: Config, winner_id: str) -> dict[str, Any
         "confidence": CONFIDENCE,
         "resamples": RESAMPLES,
         "examples": len(labels),
+        # With several seeds a trial ranks by their mean score; its kept predictions, and so
+        # its interval, are its first seed's, whose checkpoint is the one exported.
+        "seeds": cfg.search.repeats,
         "winner": {
             "trial_id": winner_id,
             **interval(labels, winner, score, **_settings()).to_dict(),

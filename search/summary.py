@@ -67,6 +67,11 @@ def payoff_lines(record: dict[str, Any]) -> list[str]:
         f"resamples of the {boot['examples']} validation messages):",
         f"  winner {winner['trial_id']}: validation {metric} {_interval(winner)}",
     ]
+    if boot.get("seeds", 1) > 1:
+        lines.append(
+            f"  (trials rank by the mean of {boot['seeds']} seeds; each interval is of a trial's "
+            "first seed, whose checkpoint exports)"
+        )
     tied, others = boot["tied_with_winner"], len(boot["difference_to_winner"])
     if others:
         named = ", ".join(tied[:8]) + (", ..." if len(tied) > 8 else "")

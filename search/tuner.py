@@ -12,6 +12,7 @@ from search.checkpoints import CheckpointPruner
 from search.layout import STUDY_NAME
 from search.optuna_search import PruneAwareOptunaSearch
 from search.progress import ProgressPrinter
+from search.restore_records import RestoreRecords
 from search.selection import Ranking, metric_key
 from search.space import search_space
 from search.tracking import mlflow_callback
@@ -96,6 +97,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
             name=search_name,
             storage_path=cfg.storage_path,
             callbacks=[
+                RestoreRecords(),
                 mlflow_callback(cfg, search_name, parent_run_id),
                 ProgressPrinter(cfg.search.trials, ranking),
                 CheckpointPruner(

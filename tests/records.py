@@ -59,6 +59,9 @@ def _tune_trials(experiment: Path, metric: str) -> dict[str, dict]:
         rows = result_file.read_text().splitlines() if result_file.is_file() else []
         results = [json.loads(row) for row in rows if row.strip()]
         trial_id = params_file.parent.name.split("_")[2]
+        epochs = [r["training_iteration"] for r in results]
+        # A trial resumed after the driver went keeps its record: each epoch once, in order.
+        assert epochs == list(range(1, len(epochs) + 1)), f"{result_file}: epochs {epochs}"
         scores = {r["training_iteration"]: r[metric] for r in results if metric in r}
         trials[trial_id] = {"params": params, "scores": scores}
     return trials

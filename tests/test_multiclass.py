@@ -1,19 +1,22 @@
 """Your own data with three and four classes, through the real CLI: labels read from the data,
 ranked by macro-F1, per-class scores and a confusion matrix that scikit-learn agrees with. The
-four-class search trains each trial data-parallel on two workers."""
+three-class search trains each configuration with two seeds (search.repeats); the four-class
+search trains each trial data-parallel on two workers."""
 
 from __future__ import annotations
 
 import csv
 import json
 import random
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import optuna
 import pytest
+import torch
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
-from transformers import pipeline
+from transformers import AutoModelForSequenceClassification, pipeline
 
 from search.layout import RESULT_FILE
 from tests.conftest import TINY, run_cli
@@ -49,12 +52,13 @@ def topic_search(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"topics{request.param}")
     source = write_topics(folder / "topics.csv", topics)
     output = folder / "out"
-    # The 4-class search trains data-parallel: 2 Ray Train workers x 1 CPU, over gloo.
-    workers = 2 if request.param == 4 else 1
+    # The 4-class search trains data-parallel: 2 Ray Train workers x 1 CPU, over gloo. The
+    # 3-class one trains two seeds of each configuration, one after the other.
+    how = "resources.num_workers=2" if request.param == 4 else "search.repeats=2"
     proc = run_cli(
         "--config", str(TINY), "--data", str(source), "--label-column", "topic",
         "--trials", "1", "--output", str(output), "--set", "space.epochs=[2]",
-        "--set", "space.learning_rate=[2e-3, 5e-3]", "--set", f"resources.num_workers={workers}",
+        "--set", "space.learning_rate=[2e-3, 5e-3]", "--set", how,
     )  # fmt: skip
     if proc.returncode != 0:
         pytest.fail(f"search failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr}")
@@ -81,12 +85,59 @@ def test_labels_come_from_the_data_and_trials_rank_by_macro_f1(topic_search):
     assert epochs == [1, 2]
     workers = search["config"]["resources"]["num_workers"]
     assert f"each {workers} worker(s) x 1 CPU" in log
-    # The bootstrap resamples the macro-F1 of the winner's kept validation predictions.
+    # The bootstrap resamples the macro-F1 of the winner's kept validation predictions (of its
+    # first seed, whose checkpoint exports: test_two_seeds_...).
     winner = record["validation_bootstrap"]["winner"]
-    assert winner["value"] == pytest.approx(trial.value, abs=1e-4)
+    if search["config"]["search"]["repeats"] == 1:
+        assert winner["value"] == pytest.approx(trial.value, abs=1e-4)
     assert winner["low"] <= winner["value"] <= winner["high"]
     assert record["gain_over_defaults"] is None  # no initial points: no defaults' trial
     assert "no defaults' trial (search.initial_points is empty)" in log
+
+
+def test_two_seeds_report_their_mean_each_epoch_and_the_first_seed_exports(topic_search):
+    output, labels, log = topic_search
+    search = json.loads((output / "search.json").read_text())
+    if search["config"]["search"]["repeats"] == 1:
+        pytest.skip("this search trains one seed per trial, on two workers")
+    (result,) = (output / "ray_results" / search["name"]).glob("run_trial_*/result.json")
+    rows = [json.loads(row) for row in result.read_text().splitlines()]
+    record = json.loads((output / "best_model" / RESULT_FILE).read_text())
+    (best,) = [row for row in rows if row["checkpoint_path"] == record["checkpoint"]]
+    # The reported checkpoint holds each seed's HF checkpoint, with its own evaluations.
+    seed_scores = []
+    for seed_dir in ("checkpoint", "seed-1"):
+        state = json.loads(
+            (Path(record["checkpoint"]) / seed_dir / "trainer_state.json").read_text()
+        )
+        (evaluation,) = [
+            log
+            for log in state["log_history"]
+            if log.get("epoch") == best["epoch"] and "eval_loss" in log
+        ]
+        seed_scores.append(evaluation)
+    first, second = seed_scores
+    assert first["eval_loss"] != second["eval_loss"]  # two seeds, two trainings
+    for key in ("eval_macro_f1", "eval_loss", "eval_accuracy"):
+        assert best[key] == pytest.approx((first[key] + second[key]) / 2), key
+    assert best["seeds"] == 2
+    assert best["seed_sd_macro_f1"] == pytest.approx(
+        abs(first["eval_macro_f1"] - second["eval_macro_f1"]) / 2**0.5
+    )
+    # Optuna and ASHA were told the mean; the interval is of the first seed, which exports.
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{output / 'optuna.db'}")
+    assert study.trials[0].intermediate_values[round(best["epoch"])] == pytest.approx(
+        best["eval_macro_f1"]
+    )
+    winner = record["validation_bootstrap"]["winner"]
+    assert winner["value"] == pytest.approx(first["eval_macro_f1"], abs=1e-4)
+    assert "trials rank by the mean of 2 seeds; each interval is of a trial's first seed" in log
+    exported = AutoModelForSequenceClassification.from_pretrained(output / "best_model")
+    first_seed = AutoModelForSequenceClassification.from_pretrained(
+        Path(record["checkpoint"]) / "checkpoint"
+    )
+    for name, weights in first_seed.state_dict().items():
+        assert torch.equal(weights, exported.state_dict()[name]), name
 
 
 def test_test_scores_and_confusion_matrix_are_scikit_learns_on_the_exported_model(topic_search):

@@ -1,7 +1,7 @@
 """One Tune trial: a Ray Train `TorchTrainer` run of the worker loop with its hyperparameters.
 
 Ray Train V2 (Ray 2.60's default): the Tune trial function builds the trainer and calls fit();
-`TuneReportCallback` forwards each epoch's metrics and checkpoint path to Tune.
+`EpochReport` forwards each epoch's metrics and checkpoint path to Tune.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from ray.train.torch import TorchTrainer
 
 # Ray 2.60 exports no name for it; tests/test_two_node_cluster.py fails if it moves.
 from ray.train.v2._internal.exceptions import WorkerGroupStartupTimeoutError
-from ray.tune.integration.ray_train import TuneReportCallback
 
 from trainable.config import Config
+from trainable.tune_record import EpochReport, continue_record
 from trainable.work import Mode, Work, train_loop_per_worker
 
 
@@ -47,11 +47,12 @@ def scaling_config(cfg: Config) -> train.ScalingConfig:
 def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
     # Named after the trial id, without a timestamp, so a restored trial finds its checkpoints.
     trial_id = tune.get_context().get_trial_id()
+    recorded = continue_record(setup.checkpoint_storage, trial_id)
     trainer = torch_trainer(
         setup,
         Work(Mode.TRIAL, setup.config, hyperparameters, setup.splits_ref),
         name=trial_id,
-        callbacks=[TuneReportCallback()],
+        callbacks=[EpochReport(recorded)],
         # Ray Train would rank checkpoints by the metric alone, and keep the later of two
         # equal ones; the search's CheckpointPruner keeps the best by metric, then tie-breaker.
         checkpoint_config=train.CheckpointConfig(num_to_keep=None),
