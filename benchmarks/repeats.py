@@ -16,8 +16,7 @@ from pathlib import Path
 
 from scipy.stats import spearmanr
 
-from benchmarks.common import config_for, load_classifier, score_on_test, tokenized_splits
-from benchmarks.hpo import search_and_score
+from benchmarks.hpo import search_and_score, test_scorer
 from benchmarks.layout import RESULTS, WORK
 from trainable.seeds import CHECKPOINT_DIR
 
@@ -43,12 +42,16 @@ def main() -> None:
 
 def summarize(k: int, result: dict) -> dict:
     """Validation against test over the trials, and the export's test score."""
-    seed_test_f1 = seed_scorer()
+    score = test_scorer(SETTING)
     pairs = []
     for trial in result["trials"]:
         best = trial.get("best")
-        if best and Path(best["checkpoint"]).is_dir():
-            pairs.append((best["eval_f1"], statistics.fmean(seed_test_f1(best["checkpoint"], k))))
+        if best and "test_f1" in best:  # the first seed's, scored by search_and_score
+            later = [
+                score(Path(best["checkpoint"], CHECKPOINT_DIR.format(i)))["test_f1"]
+                for i in range(1, k)
+            ]
+            pairs.append((best["eval_f1"], statistics.fmean([best["test_f1"], *later])))
     validation, test = zip(*pairs, strict=True)
     return {
         "repeats": k,
@@ -63,24 +66,6 @@ def summarize(k: int, result: dict) -> dict:
         "trial_test_f1": [round(t, 4) for t in test],
         "trial_validation_f1": [round(v, 4) for v in validation],
     }
-
-
-def seed_scorer():
-    """(Ray checkpoint, seeds) → each seed's test F1 (the first seed's checkpoint, then the
-    later seeds' beside it: trainable/seeds.py)."""
-    cfg = config_for(SETTING)
-    tokenizer, splits = tokenized_splits(cfg)
-
-    def scores(checkpoint: str, seeds: int) -> list[float]:
-        folders = [Path(checkpoint)] + [
-            Path(checkpoint, CHECKPOINT_DIR.format(i)) for i in range(1, seeds)
-        ]
-        return [
-            score_on_test(load_classifier(folder), tokenizer, splits["test"], cfg, 64)["test_f1"]
-            for folder in folders
-        ]
-
-    return scores
 
 
 def markdown(rows: list[dict]) -> str:

@@ -41,8 +41,9 @@ class CheckpointPruner(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         # A trial resumed after the driver went: the epochs it reported before are in its
-        # stored record only, and its best checkpoint may be among them.
-        for result in recorded_results(trial.storage.storage_filesystem, trial.path):
+        # record only, and its best checkpoint may be among them. Its local copy is whole:
+        # Tune's own, or the stored one that RestoreRecords (listed before this) put back.
+        for result in recorded_results(pyarrow.fs.LocalFileSystem(), trial.local_path):
             self._consider(trial.trial_id, result)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

@@ -54,25 +54,24 @@ def continue_record(checkpoint_storage: str, run_name: str) -> int:
     trial.
 
     A trial resumed after the driver went (search.run --resume) has its earlier rows back
-    (search.tuner.RestoreRecords). Its Train run resumes from its last checkpoint, which can be
-    later than the record's last row: the driver had sent that epoch to MLflow and Optuna but
-    not yet copied its row to storage (Tune copies every TUNE_GLOBAL_CHECKPOINT_S, longer on
-    slow storage). Reported here, every epoch is in every record once."""
+    (search.restore_records.RestoreRecords). Its Train run resumes from its last checkpoint,
+    which can be later than the record's last row: the driver had sent that epoch to MLflow
+    and Optuna but not yet copied its row to storage (Tune copies every
+    TUNE_GLOBAL_CHECKPOINT_S, longer on slow storage). Reported here, every epoch is in every
+    record once."""
     from ray.train._internal.session import get_session
 
     storage = get_session().storage
     rows = recorded_results(storage.storage_filesystem, storage.trial_fs_path)
     recorded = max((row.get(TRAINING_ITERATION, 0) for row in rows), default=0)
-    for report in sorted(_train_reports(checkpoint_storage, run_name), key=_epoch_or_0):
+    for report in sorted(
+        _train_reports(checkpoint_storage, run_name), key=lambda report: _epoch(report) or 0
+    ):
         epoch = _epoch(report)
         if epoch is not None and epoch > recorded:
             tune.report({**report, TRAINING_ITERATION: epoch})
             recorded = epoch
     return recorded
-
-
-def _epoch_or_0(report: dict) -> int:
-    return _epoch(report) or 0
 
 
 def _train_reports(checkpoint_storage: str, run_name: str) -> list[dict]:
@@ -93,7 +92,8 @@ def _train_reports(checkpoint_storage: str, run_name: str) -> list[dict]:
 
 
 def recorded_results(fs: pyarrow.fs.FileSystem, trial_fs_path: str) -> list[dict]:
-    """The rows of a trial's Tune record (result.json) on storage; none for a new trial."""
+    """The rows of a trial's Tune record (result.json) in its folder on `fs`; none for a new
+    trial."""
     text = complete_lines(stored_text(fs, f"{trial_fs_path}/{EXPR_RESULT_FILE}") or "")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
