@@ -20,7 +20,7 @@ from search.cluster import running_alone
 from search.selection import BestTrial
 from trainable.errors import last_line
 from trainable.hyperparameters import describe
-from trainable.trial import TrialSetup, fit, torch_trainer
+from trainable.trial import TrialSetup, fit, train_run
 from trainable.work import Mode, Work
 
 RUN_NAME = "refit"
@@ -49,7 +49,7 @@ def refit_best(best: BestTrial, setup: TrialSetup, splits: DatasetDict) -> Refit
     # store already, and a second copy of them would only take its memory.
     work = Work(Mode.REFIT, alone.config, hp, setup.splits_ref, best.epoch)
     try:
-        result = fit(torch_trainer(alone, work, name=RUN_NAME), alone.config)
+        result = fit(train_run(alone, work, name=RUN_NAME), alone.config)
     except Exception as exc:  # a failed refit must not lose the search's result
         print(
             f"refit failed ({last_line(exc)}): exporting trial {best.trial_id}'s checkpoint",

@@ -1,4 +1,4 @@
-"""One Tune trial: a Ray Train `TorchTrainer` run of the worker loop with its hyperparameters.
+"""One Tune trial: a Ray Train run of the worker loop with its hyperparameters.
 
 Ray Train V2 (Ray 2.60's default): the Tune trial function builds the trainer and calls fit();
 `EpochReport` forwards each epoch's metrics and checkpoint path to Tune.
@@ -6,6 +6,7 @@ Ray Train V2 (Ray 2.60's default): the Tune trial function builds the trainer an
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,10 +14,14 @@ from typing import Any
 import ray
 from ray import train, tune
 from ray.train import ControllerError
-from ray.train.torch import TorchTrainer
+from ray.train.backend import BackendConfig
 
 # Ray 2.60 exports no name for it; tests/test_two_node_cluster.py fails if it moves.
 from ray.train.v2._internal.exceptions import WorkerGroupStartupTimeoutError
+
+# Train V2's own (ray.train.data_parallel_trainer is V1's); TorchTrainer is this class with a
+# torch process group.
+from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
 from trainable.config import Config
 from trainable.tune_record import EpochReport, continue_record
@@ -48,7 +53,7 @@ def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
     # Named after the trial id, without a timestamp, so a restored trial finds its checkpoints.
     trial_id = tune.get_context().get_trial_id()
     recorded = continue_record(setup.checkpoint_storage, trial_id)
-    trainer = torch_trainer(
+    trainer = train_run(
         setup,
         Work(Mode.TRIAL, setup.config, hyperparameters, setup.splits_ref),
         name=trial_id,
@@ -61,7 +66,7 @@ def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
     _let_tune_take_the_last_report()
 
 
-def fit(trainer: TorchTrainer, cfg: Config):
+def fit(trainer: DataParallelTrainer, cfg: Config):
     """trainer.fit(), with a placement that timed out told in one line that names the knobs."""
     try:
         return trainer.fit()
@@ -102,10 +107,24 @@ def _let_tune_take_the_last_report(timeout_s: float = 60.0) -> None:
     time.sleep(TUNE_REPORT_GRACE_S)
 
 
-def torch_trainer(setup: TrialSetup, work: Work, name: str, **run) -> TorchTrainer:
-    """A Train run of `work`, named `name` under the search's checkpoint storage."""
+def train_run(setup: TrialSetup, work: Work, name: str, **run) -> DataParallelTrainer:
+    """A Train run of `work`, named `name` under the search's checkpoint storage.
+
+    One worker trains alone: Ray Train runs it without TorchTrainer's process group. That
+    spares the trial, its Train controller and its worker a torch import each and the group's
+    set-up (BENCHMARKS.md, "Per-trial start-up"), and Ray then sets no
+    LOCAL_RANK, so the HF Trainer does not believe it is distributed (an all-gather and a GPU
+    sync every step, an NCCL communicator on the first). Several workers get TorchTrainer's
+    process group (gloo on CPU, NCCL on GPU), which the Trainer's DDP needs.
+    """
     cfg = setup.config
-    return TorchTrainer(
+    if cfg.resources.num_workers == 1:
+        trainer_class = functools.partial(DataParallelTrainer, backend_config=BackendConfig())
+    else:
+        from ray.train.torch import TorchTrainer
+
+        trainer_class = TorchTrainer
+    return trainer_class(
         train_loop_per_worker,
         train_loop_config=work.as_loop_config(),
         scaling_config=scaling_config(cfg),

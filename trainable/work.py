@@ -1,7 +1,7 @@
 """What a Ray Train worker is asked to do, typed, and the function Ray Train runs.
 
 This module imports neither torch's training stack nor transformers: the Tune trial process
-builds a TorchTrainer around `train_loop_per_worker` and never trains, so it need not pay
+builds a Ray Train trainer around `train_loop_per_worker` and never trains, so it need not pay
 for those imports. The worker imports `trainable.train_loop` when it starts.
 """
 
