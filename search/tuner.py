@@ -92,9 +92,6 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
             scheduler=scheduler,
             num_samples=cfg.search.trials,
             max_concurrent_trials=cfg.search.max_concurrent,
-            # A trial process waits on its Train run and holds no model: the next trial reuses
-            # it rather than starting a process and importing Ray Train again.
-            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=search_name,

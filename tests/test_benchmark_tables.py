@@ -312,3 +312,17 @@ def test_the_committed_tables_are_redrawn_from_the_committed_numbers(setting):
     if not numbers.exists() or not table.exists():
         pytest.skip(f"no committed {setting} results")
     assert markdown(json.loads(numbers.read_text())) == table.read_text()
+
+
+def test_the_startup_table_sets_each_tree_beside_the_other():
+    from benchmarks.startup import table
+
+    before = {"commit": "aaa", "wall_s": 600.0, "trials": 3, **overheads(TRIALS)}
+    faster = [{**t, "end": t["end"] - 20} for t in TRIALS]  # each trial ends 20 s sooner
+    after = {"commit": "bbb", "wall_s": 540.0, "trials": 3, **overheads(faster)}
+    lines = table({"before": before, "this tree": after})
+    assert lines[0] == "| part (median) | before (aaa) | this tree (bbb) |"
+    assert "| last report to trial end (worker group teardown) | 10.0 s | -10.0 s |" in lines
+    assert "| per trial, outside training and evaluation | 65.0 s | 45.0 s |" in lines
+    assert "| one trial's end to the next one's start | 17.5 s | 37.5 s |" in lines
+    assert lines[-1] == "| search wall time | 600 s for 3 trials | 540 s for 3 trials |"

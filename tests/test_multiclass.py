@@ -81,10 +81,12 @@ def test_labels_come_from_the_data_and_trials_rank_by_macro_f1(topic_search):
     # One report per epoch, whether one worker trained or two (rank 0 reports for both).
     search = json.loads((output / "search.json").read_text())
     (result,) = (output / "ray_results" / search["name"]).glob("run_trial_*/result.json")
-    epochs = [json.loads(row)["training_iteration"] for row in result.read_text().splitlines()]
-    assert epochs == [1, 2]
+    rows = [json.loads(row) for row in result.read_text().splitlines()]
+    assert [row["training_iteration"] for row in rows] == [1, 2]
     workers = search["config"]["resources"]["num_workers"]
     assert f"each {workers} worker(s) x 1 CPU" in log
+    # Two workers train one model in a torch process group; one trains alone, with none.
+    assert {row["ddp_processes"] for row in rows} == {workers if workers > 1 else 0}
     # The bootstrap resamples the macro-F1 of the winner's kept validation predictions (of its
     # first seed, whose checkpoint exports: test_two_seeds_...).
     winner = record["validation_bootstrap"]["winner"]

@@ -7,6 +7,9 @@ import math
 import time
 
 from transformers import TrainerCallback
+from transformers.training_args import ParallelMode
+
+DISTRIBUTED = ParallelMode.DISTRIBUTED
 
 
 class FiniteLossCallback(TrainerCallback):
@@ -29,6 +32,8 @@ class WorkCallback(TrainerCallback):
     `tokens_trained` counts message tokens; `tokens_computed` counts them with the padding
     the model also ran on; both, and the times, are cumulative over the trial's epochs.
     `loop_started_at` and `training_started_at` (Unix times) place the worker's start-up.
+    `ddp_processes` is the size of the torch process group the Trainer trains in: 0 when it
+    trains alone, as a one-worker trial should (trainable/trial.py).
     """
 
     def __init__(self, loop_started_at: float | None = None, carried: dict | None = None):
@@ -55,6 +60,7 @@ class WorkCallback(TrainerCallback):
         counts = {
             "tokens_trained": round(self.tokens_per_epoch * state.epoch),
             "tokens_computed": state.num_input_tokens_seen,
+            "ddp_processes": args.world_size if args.parallel_mode is DISTRIBUTED else 0,
         }
         if args.device.type == "cuda":  # checks search/gpu_share.py's estimate
             import torch

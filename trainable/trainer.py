@@ -42,8 +42,8 @@ def build_training_args(
         fp16=use_gpu and cfg.train.precision == "fp16",
         bf16=use_gpu and cfg.train.precision == "bf16",
         use_cpu=not use_gpu,
-        # One worker per trial still gets a DDP wrapper from Ray Train; every parameter is
-        # used, so the unused-parameter search would only cost time.
+        # Several workers train under DDP; every parameter is used, so the unused-parameter
+        # search would only cost time.
         ddp_find_unused_parameters=False,
         include_num_input_tokens_seen="all",
         seed=cfg.seed,
