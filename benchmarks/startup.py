@@ -5,7 +5,9 @@ With --baseline DIR (another checkout, for example the commit before a change), 
 runs from that tree first, then from this one, in the same invocation: before and after,
 measured side by side.
 
-    python -m benchmarks.startup --trials 6 --baseline /tmp/before --out runs/startup
+    python -m benchmarks.startup --trials 6 --baseline /tmp/before
+
+Writes benchmarks/results/startup.json and .md; the searches run under --out.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from benchmarks.common import SETTINGS
 from benchmarks.hpo import collect
+from benchmarks.layout import RESULTS, WORK
 from benchmarks.summary import overheads
 
 HERE = Path(__file__).resolve().parents[1]
@@ -77,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--baseline", type=Path, help="another checkout, run first")
-    parser.add_argument("--out", type=Path, default=Path("runs/startup"))
+    parser.add_argument("--out", type=Path, default=WORK / "startup")
     args = parser.parse_args()
     trees = {"before": args.baseline.resolve()} if args.baseline else {}
     trees["this tree"] = HERE
@@ -85,8 +88,11 @@ def main() -> None:
     for name, source in trees.items():
         print(f"{name}: {source}", flush=True)
         rows[name] = search(source, args.out.resolve() / name.replace(" ", "-"), args.trials)
-        (args.out / "startup.json").write_text(json.dumps(rows, indent=1))
-    print("\n".join(table(rows)))
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "startup.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = table(rows)
+    (RESULTS / "startup.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

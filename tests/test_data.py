@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -137,3 +140,16 @@ def test_numeric_labels_sort_as_numbers(tmp_path):
     rows = [{"text": f"m{i}", "label": v} for i in range(10) for v in (10, 2, 0)]
     ds = data.normalize(data.load_raw(DataConfig(source=_write(tmp_path, rows))), DataConfig())
     assert ds.features["label"].names == ["0", "2", "10"]
+
+
+def test_datasets_leaves_jax_and_tensorflow_alone_in_every_process():
+    """A worker imports `trainable` before datasets; datasets then skips its JAX and TF
+    formatters, which import those libraries wherever they are installed."""
+    env = {k: v for k, v in os.environ.items() if k not in ("USE_JAX", "USE_TF")}
+    probe = (
+        "import trainable.data, datasets.config as c; print(c.USE_JAX, c.USE_TF, c.JAX_AVAILABLE)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["0", "0", "False"]
