@@ -194,7 +194,26 @@ def test_a_trial_that_cannot_be_placed_stops_on_ctrl_c_then_fails_with_its_reaso
     assert_records_agree(output)
 
 
-def _lose_node_b(port: int) -> None:
+WAIT_FOR_CPUS = """
+import sys, time, ray
+ray.init(address=sys.argv[1], logging_level="ERROR")
+deadline = time.monotonic() + 60
+while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+    time.sleep(0.5)
+print(ray.available_resources().get("CPU", 0))
+"""
+
+
+def _wait_for_both_cpus(address: str) -> None:
+    """Until the jobs of earlier tests have given back both nodes' CPUs: the two trials must
+    run at once, one per node, not one after the other on the head."""
+    proc = subprocess.run(
+        ["python", "-c", WAIT_FOR_CPUS, address], capture_output=True, text=True, env=ENV
+    )
+    assert proc.stdout.strip().splitlines()[-1:] == ["2.0"], proc.stdout + proc.stderr[-3000:]
+
+
+def _lose_node_b(port: int, log: str) -> None:
     """Node B goes as a reclaimed spot machine does: its raylet and everything under it
     (its training workers among them) killed at once."""
     import psutil
@@ -204,7 +223,8 @@ def _lose_node_b(port: int) -> None:
         if p.info["name"] == "raylet" and any(f"port={port}" in a for a in p.info["cmdline"] or [])
     ]  # fmt: skip
     doomed = [raylet, *raylet.children(recursive=True)]
-    assert any("RayTrainWorker" in " ".join(p.cmdline()) for p in doomed[1:]), "no worker on B"
+    workers = [" ".join(p.cmdline()) for p in doomed[1:]]
+    assert any("RayTrainWorker" in w for w in workers), f"no worker on B: {workers}\n{log}"
     for proc in doomed:
         proc.kill()
 
@@ -217,6 +237,7 @@ def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(cluster,
     once in Tune's records as in MLflow's and Optuna's, one MLflow run each, and the export.
     Last in this module: it takes the module's cluster down."""
     storage, output = tmp_path / "shared", tmp_path / "out"
+    _wait_for_both_cpus(cluster["address"])
     search = subprocess.Popen(
         ["python", "-m", "search.run", "--config", str(TINY), "--trials", "2",
          "--max-concurrent", "2", "--output", str(output), "--address", cluster["address"],
@@ -224,13 +245,14 @@ def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(cluster,
          "--set", "data.max_rows=1200"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
-    seen = set()
+    seen, log = set(), []
     for line in search.stdout:
+        log.append(line)
         if " epoch 1/4" in line:
             seen.add(line.split("trial ")[1].split(" ")[0])
             if len(seen) == 2:
                 break
-    _lose_node_b(cluster["node_b_port"])
+    _lose_node_b(cluster["node_b_port"], "".join(log))
     for line in search.stdout:
         if " epoch " in line:  # a trial trains on: one trial at least is mid-way
             break
