@@ -40,10 +40,11 @@ def metrics_for(cfg: Config) -> ClassificationMetrics:
     return ClassificationMetrics(cfg.data.labels, cfg.data.positive_label)
 
 
-def cli_args(setting: str) -> list[str]:
+def cli_args(setting: str, trials: int | None = None) -> list[str]:
+    """The setting's search on the CLI, with `trials` in place of its trial budget if given."""
     spec = SETTINGS[setting]
     sets = [arg for key, value in spec["overrides"].items() for arg in ("--set", f"{key}={value}")]
-    return ["--trials", str(spec["trials"]), *sets]
+    return ["--trials", str(trials or spec["trials"]), *sets]
 
 
 def flops_per_token(setting: str, average_length: float) -> float:

@@ -9,6 +9,7 @@ selection rule gained: the search itself never looks at test before it has chose
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -44,30 +45,35 @@ def search_and_score(setting: str, out: Path, trials: int | None = None, *sets: 
     records read back, and every trial's best checkpoint scored on test."""
     output = out / SEARCH_DIR
     trials = trials or config_for(setting).search.trials
-    started = time.time()
-    command = [
-        sys.executable,
-        "-m",
-        "search.run",
-        *cli_args(setting),
-        "--trials",
-        str(trials),
-        # Keep every trial's best checkpoint (the search keeps the top 3): all are scored below.
-        "--set",
-        f"search.keep_top_trials={trials}",
-        *(arg for text in sets for arg in ("--set", text)),
-        "--output",
-        str(output),
-        "--overwrite",
-    ]
-    subprocess.run(command, check=True)
-    result = collect(output, started, time.time())
+    # Keep every trial's best checkpoint (the search keeps the top 3): all are scored below.
+    result = run_search(setting, output, trials, f"search.keep_top_trials={trials}", *sets)
     analysis_started = time.time()
     score_trials(result, setting, output / BEST_MODEL)
     # Scoring every checkpoint is the benchmark's own work, not the search's: it is taken out
     # of the wall time.
     result["analysis_s"] = time.time() - analysis_started
     return result
+
+
+def run_search(
+    setting: str, output: Path, trials: int, *sets: str, source: Path | None = None
+) -> dict:
+    """The setting's search through the CLI, with `--set` overrides `sets`, and its records
+    read back. `source`: another checkout whose code runs the search (default: this one)."""
+    command = [
+        sys.executable,
+        "-m",
+        "search.run",
+        *cli_args(setting, trials),
+        *(arg for text in sets for arg in ("--set", text)),
+        "--output",
+        str(output),
+        "--overwrite",
+    ]
+    elsewhere = {"cwd": source, "env": {**os.environ, "PYTHONPATH": str(source)}} if source else {}
+    started = time.time()
+    subprocess.run(command, check=True, **elsewhere)
+    return collect(output, started, time.time())
 
 
 def score_trials(result: dict, setting: str, exported: Path) -> None:

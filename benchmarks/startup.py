@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-from benchmarks.common import SETTINGS
-from benchmarks.hpo import collect
+from benchmarks.hpo import run_search
 from benchmarks.layout import RESULTS, WORK
 from benchmarks.summary import overheads
 
@@ -30,13 +26,9 @@ HERE = Path(__file__).resolve().parents[1]
 
 def search(source: Path, output: Path, trials: int) -> dict:
     """The search run from `source`'s code, and its per-trial timings read back."""
-    sets = {**SETTINGS["reduced"]["overrides"], "search.max_concurrent": 1, "search.refit": "false"}
-    command = [sys.executable, "-m", "search.run", "--trials", str(trials), "--output", str(output)]
-    command += [arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")]
-    started = time.time()
-    env = {**os.environ, "PYTHONPATH": str(source)}
-    subprocess.run([*command, "--overwrite"], check=True, cwd=source, env=env)
-    result = collect(output, started, time.time())
+    result = run_search(
+        "reduced", output, trials, "search.max_concurrent=1", "search.refit=false", source=source
+    )
     return {
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=source, capture_output=True, text=True

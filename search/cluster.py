@@ -46,14 +46,10 @@ def connect(cfg: Config) -> None:
         # whole at INFO: the Ray started here, which inherits this environment, logs warnings
         # and errors only. A cluster started by `ray start` keeps the level it was started with.
         os.environ.setdefault("RAY_LOGGER_LEVEL", "warning")
-        runtime_env = {
-            "env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}", **TRAIN_POLL_ENV}
-        }
+        runtime_env = {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}
     else:
-        runtime_env = {
-            "py_modules": [str(Path(trainable.__file__).parent)],
-            "env_vars": dict(TRAIN_POLL_ENV),
-        }
+        runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)], "env_vars": {}}
+    runtime_env["env_vars"].update(TRAIN_POLL_ENV)
     if cfg.resources.placement_timeout_s is not None:
         # Each Train controller waits this long for its workers' place (trainable/trial.py).
         runtime_env["env_vars"][PLACEMENT_TIMEOUT_ENV] = str(cfg.resources.placement_timeout_s)

@@ -9,8 +9,6 @@ import time
 from transformers import TrainerCallback
 from transformers.training_args import ParallelMode
 
-DISTRIBUTED = ParallelMode.DISTRIBUTED
-
 
 class FiniteLossCallback(TrainerCallback):
     """Fails the trial when its training loss turns NaN or infinite: the HF Trainer would train
@@ -57,10 +55,11 @@ class WorkCallback(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         self.work["time_eval_s"] += metrics["eval_runtime"]
+        distributed = args.parallel_mode is ParallelMode.DISTRIBUTED
         counts = {
             "tokens_trained": round(self.tokens_per_epoch * state.epoch),
             "tokens_computed": state.num_input_tokens_seen,
-            "ddp_processes": args.world_size if args.parallel_mode is DISTRIBUTED else 0,
+            "ddp_processes": args.world_size if distributed else 0,
         }
         if args.device.type == "cuda":  # checks search/gpu_share.py's estimate
             import torch
