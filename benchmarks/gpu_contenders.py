@@ -15,7 +15,7 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def facts_for(
     low, high = cfg.space.learning_rate
     return {
         "gpu": gpu,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "setup": (
             f"{args.trials} trials each, {args.precision}, seed {args.seed}; space learning_rate "
             f"log-uniform [{low:g}, {high:g}], batch_size {cfg.space.batch_size}, epochs "

