@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from search.cli import config_from_args, parse_args
@@ -199,10 +198,12 @@ def payoff(cfg: Config, results, best, splits, test_predictions) -> dict[str, An
 def _failure(result) -> str:
     """`trial id: reason`, the reason being the last line of the trial's error: the exception
     the worker raised, not Ray's wrapping of it."""
+    from ray.tune.result import TRIAL_ID
+
     from trainable.errors import last_line
 
-    trial_id = Path(result.path).name.split("_")[2]  # run_trial_<id>_<n>_<params>
-    return f"{trial_id}: {last_line(result.error)}"
+    # Tune fills in the trial id even for a trial that errored before its first report.
+    return f"{result.metrics[TRIAL_ID]}: {last_line(result.error)}"
 
 
 class SearchFailed(Exception):

@@ -1,9 +1,12 @@
 """What finetune-hpo relies on in Ray 2.60 where Ray offers no public API.
 
-Each test drives Ray's own class (no Ray cluster, nothing of Ray mocked but a GCS read) and pins
-one behaviour an override in search/ depends on. One failing after a Ray upgrade names the
-override to revisit: PruneAwareOptunaSearch (search/optuna_search.py),
-ResumableMLflowLoggerCallback (search/tracking.py) or capacity() (search/cluster.py).
+Each test drives Ray's own class or reads its source (no Ray cluster, nothing of Ray mocked but
+a GCS read) and pins one behaviour the code depends on. One failing after a Ray upgrade names
+the code to revisit: PruneAwareOptunaSearch (search/optuna_search.py),
+ResumableMLflowLoggerCallback (search/tracking.py), capacity() (search/cluster.py), the trial's
+placement on the head (search/tuner.py), the failed trials' ids (search/run.py), the Train
+run's snapshot (trainable/tune_record.py), and the placement timeout and the last report's
+hand-over (trainable/trial.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Iterator
 
 import mlflow
 import optuna
+import pyarrow.fs
 import pytest
 from optuna.trial import TrialState
 from ray import tune
@@ -229,8 +233,6 @@ def test_max_resources_from_cluster_config_adds_up_node_groups(monkeypatch):
 def test_tune_report_callback_still_hands_reports_over_the_sessions_inter_actor_queue():
     """trainable.trial waits for this queue to drain before a trial function returns (a Ray
     2.60 hang, see _let_tune_take_the_last_report): fails if Ray moves the hand-over."""
-    import inspect
-
     from ray.train._internal.session import _TrainSession
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -239,3 +241,177 @@ def test_tune_report_callback_still_hands_reports_over_the_sessions_inter_actor_
     assert "self._inter_actor_queue" in creates
     takes = inspect.getsource(_TrainSession._get_result_from_queues)
     assert "self._inter_actor_queue.get" in takes and "self.report(" in takes
+
+
+def test_the_session_keeps_the_inter_actor_queue_from_its_start():
+    """Set to None as the session starts (reset() from __init__), so the guard tells a renamed
+    attribute from a queue not yet created."""
+    from ray.train._internal.session import _TrainSession
+
+    assert "self.reset(" in inspect.getsource(_TrainSession.__init__)
+    assert "self._inter_actor_queue" in inspect.getsource(_TrainSession.reset), (
+        "Ray's _TrainSession no longer sets _inter_actor_queue as it starts: see where "
+        "TuneReportCallback's queue went and update trainable/trial.py"
+    )
+
+
+def test_the_report_guard_fails_loudly_where_the_session_lacks_the_queue():
+    """Outside a trial there is no session, hence no `_inter_actor_queue`: the guard must stop,
+    not fall back to a sleep that leaves the hang possible."""
+    from trainable.trial import _let_tune_take_the_last_report
+
+    with pytest.raises(RuntimeError, match="_inter_actor_queue"):
+        _let_tune_take_the_last_report(timeout_s=0)
+
+
+# --- Ray Train V2's checkpoint manager snapshot: trainable/tune_record.py reads it -----------
+
+
+def _register_checkpoints(storage_path, epochs: list[int]) -> None:
+    """Ray Train's own CheckpointManager registers a checkpoint per epoch of the run `run`."""
+    import asyncio
+    from pathlib import Path
+
+    from ray.train import Checkpoint, CheckpointConfig
+    from ray.train.v2._internal.execution.checkpoint.checkpoint_manager import (
+        CheckpointManager,
+    )
+    from ray.train.v2._internal.execution.storage import StorageContext
+    from ray.train.v2._internal.execution.training_report import _TrainingReport
+
+    storage = StorageContext(storage_path=str(storage_path), experiment_dir_name="run")
+
+    async def register():  # the manager notifies waiters on the controller's event loop
+        manager = CheckpointManager(CheckpointConfig(), storage)
+        for epoch in epochs:
+            path = storage.build_checkpoint_path_from_name(f"checkpoint_{epoch}")
+            Path(path).mkdir(parents=True)
+            metrics = {"epoch": float(epoch), "eval_f1": epoch / 10}
+            manager.register_checkpoint(_TrainingReport(Checkpoint(path), metrics, False))
+
+    asyncio.run(register())
+
+
+def test_train_v2_snapshot_holds_each_checkpoint_with_its_metrics(tmp_path):
+    from ray.train.v2._internal.constants import CHECKPOINT_MANAGER_SNAPSHOT_FILENAME
+    from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
+
+    from trainable.tune_record import TRAIN_SNAPSHOT, _train_reports
+
+    assert TRAIN_SNAPSHOT == CHECKPOINT_MANAGER_SNAPSHOT_FILENAME, (
+        "Ray Train V2 renamed its checkpoint manager snapshot: update trainable/tune_record.py"
+    )
+    _register_checkpoints(tmp_path, [1, 2])
+    reports = _train_reports(str(tmp_path), "run")
+    assert [(r["epoch"], r["eval_f1"]) for r in reports] == [(1.0, 0.1), (2.0, 0.2)], reports
+    assert [r[CHECKPOINT_PATH_KEY] for r in reports] == [
+        (tmp_path / "run" / f"checkpoint_{epoch}").as_posix() for epoch in (1, 2)
+    ]
+    assert _train_reports(str(tmp_path), "not-started") == []
+
+
+@pytest.mark.parametrize(
+    "snapshot, missing",
+    [
+        ({"ray_version": "2.60.0", "checkpoints": []}, "checkpoint_results"),
+        ({"checkpoint_results": [{"checkpoint_dir_name": "checkpoint_1"}]}, "metrics"),
+        ({"checkpoint_results": [{"metrics": {"epoch": 1.0}}]}, "checkpoint_dir_name"),
+    ],
+)
+def test_a_snapshot_in_another_shape_stops_the_trial_naming_ray_train_s_change(
+    tmp_path, snapshot, missing
+):
+    import json
+
+    from trainable.tune_record import TRAIN_SNAPSHOT, _train_reports
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / TRAIN_SNAPSHOT).write_text(json.dumps(snapshot))
+    with pytest.raises(RuntimeError, match="Ray Train changed") as raised:
+        _train_reports(str(tmp_path), "run")
+    assert repr(missing) in str(raised.value) and "_CheckpointManagerState" in str(raised.value)
+
+
+def test_tune_hands_a_trial_its_storage_through_the_context():
+    """continue_record reads the trial's record through tune.get_context().get_storage()."""
+    from ray.train._internal.storage import StorageContext
+    from ray.tune import TuneContext
+
+    assert "get_storage" in dir(TuneContext), (
+        "TuneContext.get_storage is gone: find the trial's storage for trainable/tune_record.py"
+    )
+    storage = StorageContext(
+        storage_path="/tmp/storage", experiment_dir_name="search", trial_dir_name="trial"
+    )
+    assert storage.trial_fs_path == "/tmp/storage/search/trial"
+    assert isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem)
+
+
+# --- node:__internal_head__: search/tuner.py places every trial function on the head ----------
+
+
+def test_only_the_head_node_gets_the_internal_head_resource():
+    from ray._common.constants import HEAD_NODE_RESOURCE_NAME
+    from ray._private.resource_and_label_spec import ResourceAndLabelSpec
+
+    from search.tuner import HEAD_NODE
+
+    assert HEAD_NODE == HEAD_NODE_RESOURCE_NAME, (
+        f"Ray renamed the head node's resource to {HEAD_NODE_RESOURCE_NAME}: update search/tuner.py"
+    )
+
+    def resources(is_head: bool) -> dict:
+        spec = ResourceAndLabelSpec(num_cpus=1, num_gpus=0, memory=10**9, resources={})
+        return spec.resolve(is_head=is_head, node_ip_address="127.0.0.1").resources
+
+    assert resources(is_head=True)[HEAD_NODE] == 1.0, (
+        "Ray no longer gives the head node its head resource: trials would find no node"
+    )
+    assert HEAD_NODE not in resources(is_head=False)
+
+
+# --- Tune's Result: search/run.py names a failed trial by its id -----------------------------
+
+
+def test_a_trial_that_never_reported_still_carries_its_id_in_its_last_result():
+    from ray.tune.result import TRIAL_ID
+
+    trial = _trial()
+    assert trial.last_result[TRIAL_ID] == "abc_00000", (
+        "Tune's Trial.last_result (Result.metrics) lost its trial_id: search/run.py's _failure "
+        "names failed trials with it"
+    )
+
+
+# --- ray.train.v2._internal.exceptions: trainable/trial.py tells a placement timeout ---------
+
+
+@pytest.mark.parametrize("limit, decision", [(0, "RAISE"), (-1, "RETRY")])
+def test_a_worker_group_start_up_timeout_is_a_controller_failure_retried_to_its_limit(
+    limit, decision
+):
+    """trainable/trial.py's fit() tells a timed-out placement by ControllerError wrapping
+    WorkerGroupStartupTimeoutError (no public name in Ray 2.60), and sets
+    controller_failure_limit to 0 so the timeout ends the trial."""
+    from ray import train
+    from ray.train import ControllerError
+    from ray.train.v2._internal.exceptions import WorkerGroupStartupTimeoutError
+    from ray.train.v2._internal.execution.failure_handling.default import DefaultFailurePolicy
+
+    from trainable.trial import WorkerGroupStartupTimeoutError as imported
+
+    assert imported is WorkerGroupStartupTimeoutError
+    raised = "raise WorkerGroupStartupTimeoutError("
+    from ray.train.v2._internal.execution.worker_group import worker_group
+
+    assert raised in inspect.getsource(worker_group), (
+        "Ray Train's WorkerGroup no longer raises WorkerGroupStartupTimeoutError on a placement "
+        "timeout: find what it raises now for trainable/trial.py's fit()"
+    )
+    error = ControllerError(WorkerGroupStartupTimeoutError(num_workers=2))
+    assert isinstance(error.controller_failure, WorkerGroupStartupTimeoutError)
+    policy = DefaultFailurePolicy(train.FailureConfig(controller_failure_limit=limit))
+    assert policy.make_decision(error).name == decision, (
+        f"Ray Train's failure policy no longer decides {decision} for a start-up timeout at "
+        f"controller_failure_limit={limit}: see trainable/trial.py's train_run"
+    )

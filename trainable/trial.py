@@ -25,7 +25,8 @@ from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
 from trainable.config import Config
 from trainable.tune_record import EpochReport, continue_record
-from trainable.work import Mode, Work, train_loop_per_worker
+from trainable.work import Mode, Work
+from trainable.worker import train_loop_per_worker
 
 
 @dataclass
@@ -100,7 +101,14 @@ def _let_tune_take_the_last_report(timeout_s: float = 60.0) -> None:
     """
     from ray.train._internal.session import get_session
 
-    queue = getattr(get_session(), "_inter_actor_queue", None)
+    session = get_session()
+    if not hasattr(session, "_inter_actor_queue"):
+        raise RuntimeError(
+            "Ray Train's session no longer has _inter_actor_queue (ray/train/_internal/session.py)"
+            ": find where TuneReportCallback now hands reports to Tune and wait for it to drain "
+            "in trainable/trial.py, _let_tune_take_the_last_report"
+        )
+    queue = session._inter_actor_queue  # None until a TuneReportCallback asks for it
     deadline = time.monotonic() + timeout_s
     while queue is not None and not queue.empty() and time.monotonic() < deadline:
         time.sleep(0.05)

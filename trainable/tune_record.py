@@ -45,6 +45,7 @@ def _epoch(report: dict) -> int | None:
 
 # Ray Train V2 keeps this in each run's folder: every checkpoint of the run, with the metrics
 # reported beside it (ray/train/v2/_internal/constants.py, checkpoint_manager.py).
+# tests/test_ray_contracts.py has Ray's CheckpointManager write one and reads it back.
 TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"
 
 
@@ -59,9 +60,7 @@ def continue_record(checkpoint_storage: str, run_name: str) -> int:
     and Optuna but not yet copied its row to storage (Tune copies every
     TUNE_GLOBAL_CHECKPOINT_S, longer on slow storage). Reported here, every epoch is in every
     record once."""
-    from ray.train._internal.session import get_session
-
-    storage = get_session().storage
+    storage = tune.get_context().get_storage()  # a DeveloperAPI: Tune's storage of this trial
     rows = recorded_results(storage.storage_filesystem, storage.trial_fs_path)
     recorded = max((row.get(TRAINING_ITERATION, 0) for row in rows), default=0)
     for report in sorted(
@@ -76,19 +75,27 @@ def continue_record(checkpoint_storage: str, run_name: str) -> int:
 
 def _train_reports(checkpoint_storage: str, run_name: str) -> list[dict]:
     """The metrics of each checkpoint of the Train run `run_name`, with the checkpoint's path as
-    TuneReportCallback adds it; none for a run not started."""
+    TuneReportCallback adds it; none for a run not started. A snapshot in a shape this code does
+    not know (a Ray upgrade) stops the trial rather than resume it without its epochs."""
     run = _uri(f"{checkpoint_storage.rstrip('/')}/{run_name}")
     fs, run_dir = pyarrow.fs.FileSystem.from_uri(run)
     text = stored_text(fs, f"{run_dir}/{TRAIN_SNAPSHOT}")
     if not text:
         return []
-    return [
-        {
-            **result["metrics"],
-            CHECKPOINT_PATH_KEY: Path(run_dir, result["checkpoint_dir_name"]).as_posix(),
-        }
-        for result in json.loads(text).get("checkpoint_results", [])
-    ]
+    try:
+        return [
+            {
+                **result["metrics"],
+                CHECKPOINT_PATH_KEY: Path(run_dir, result["checkpoint_dir_name"]).as_posix(),
+            }
+            for result in json.loads(text)["checkpoint_results"]
+        ]
+    except KeyError as exc:
+        raise RuntimeError(
+            f"{run_dir}/{TRAIN_SNAPSHOT} has no {exc}: Ray Train changed its checkpoint manager's "
+            "snapshot (_CheckpointManagerState in ray/train/v2/_internal/execution/checkpoint/"
+            "checkpoint_manager.py); read its new fields in trainable/tune_record.py"
+        ) from None
 
 
 def recorded_results(fs: pyarrow.fs.FileSystem, trial_fs_path: str) -> list[dict]:
