@@ -1,6 +1,6 @@
 """The worker loop: one HF Trainer run per trial (or the refit), reporting to Ray Train.
 
-Runs on each Ray Train worker (`trainable.work` hands it its Work); `trainable.trainer`
+Runs on each Ray Train worker (`trainable.worker` hands it its Work); `trainable.trainer`
 builds the Trainer, and `trainable.seeds` runs a trial of several seeds.
 """
 

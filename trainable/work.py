@@ -1,9 +1,5 @@
-"""What a Ray Train worker is asked to do, typed, and the function Ray Train runs.
-
-This module imports neither torch's training stack nor transformers: the Tune trial process
-builds a Ray Train trainer around `train_loop_per_worker` and never trains, so it need not pay
-for those imports. The worker imports `trainable.train_loop` when it starts.
-"""
+"""What a Ray Train worker is asked to do, typed: the Tune trial (or the refit) writes it, the
+worker's loop (trainable/train_loop.py) reads it, through trainable/worker.py."""
 
 from __future__ import annotations
 
@@ -33,9 +29,3 @@ class Work:
 
     def as_loop_config(self) -> dict[str, Any]:
         return {WORK_KEY: self}
-
-
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    from trainable.train_loop import run
-
-    run(loop_config[WORK_KEY])

@@ -1,0 +1,18 @@
+"""The function Ray Train runs on each worker.
+
+This module imports neither torch's training stack nor transformers: the Tune trial process
+builds a Ray Train trainer around `train_loop_per_worker` and never trains, so it need not pay
+for those imports. The worker imports `trainable.train_loop` when it starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainable.work import WORK_KEY
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    from trainable.train_loop import run
+
+    run(loop_config[WORK_KEY])
