@@ -4,9 +4,10 @@ Each test drives Ray's own class or reads its source (no Ray cluster, nothing of
 a GCS read) and pins one behaviour the code depends on. One failing after a Ray upgrade names
 the code to revisit: PruneAwareOptunaSearch (search/optuna_search.py),
 ResumableMLflowLoggerCallback (search/tracking.py), capacity() (search/cluster.py), the trial's
-placement on the head (search/tuner.py), the failed trials' ids (search/run.py), the Train
-run's snapshot (trainable/tune_record.py), and the placement timeout and the last report's
-hand-over (trainable/trial.py).
+placement on the head (search/tuner.py), the failed trials' ids (search/run.py), a resumed
+trial's record (search/restore_records.py), the Train run's snapshot
+(trainable/tune_record.py), and the placement timeout and the last report's hand-over
+(trainable/trial.py).
 """
 
 from __future__ import annotations
@@ -414,4 +415,38 @@ def test_a_worker_group_start_up_timeout_is_a_controller_failure_retried_to_its_
     assert policy.make_decision(error).name == decision, (
         f"Ray Train's failure policy no longer decides {decision} for a start-up timeout at "
         f"controller_failure_limit={limit}: see trainable/trial.py's train_run"
+    )
+
+
+# --- Tune's loggers: search/restore_records.py gives a resumed trial its record back ---------
+
+
+def test_tune_adds_its_loggers_after_the_search_s_callbacks():
+    """RestoreRecords must copy the stored rows back before Tune's loggers open the files."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.utils.callback import _create_default_callbacks
+
+    from search.restore_records import RestoreRecords
+
+    callbacks = _create_default_callbacks([RestoreRecords()], metric="score", mode="max")
+    kinds = [type(callback) for callback in callbacks]
+    assert kinds.index(RestoreRecords) < kinds.index(JsonLoggerCallback), (
+        "Tune now puts its loggers before the callbacks given to it (ray/tune/utils/callback.py): "
+        "RestoreRecords would copy a resumed trial's rows back too late"
+    )
+    assert kinds.index(RestoreRecords) < kinds.index(CSVLoggerCallback)
+
+
+def test_tune_s_loggers_restore_no_record_for_a_trial_without_a_tune_checkpoint():
+    """Why RestoreRecords exists: Ray Train's checkpoints reach Tune as a path in the metrics,
+    so a trial has no Tune checkpoint and its loggers fetch nothing back. If Tune starts
+    restoring them, RestoreRecords may go."""
+    from ray.tune.logger import JsonLoggerCallback
+
+    trial = _trial()
+    assert trial.checkpoint is None
+    source = inspect.getsource(JsonLoggerCallback._restore_from_remote)
+    assert "if not trial.checkpoint" in source, (
+        "Tune's LoggerCallback._restore_from_remote no longer needs a Tune checkpoint: see "
+        "whether search/restore_records.py is still needed"
     )
