@@ -13,12 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import ray
 from datasets import DatasetDict
 from ray.train import Checkpoint
 
 from search.cluster import running_alone
+from search.placement import clear_left_behind, watching
 from search.selection import BestTrial
-from trainable.errors import last_line
+from trainable.errors import first_line, last_line
 from trainable.hyperparameters import describe
 from trainable.trial import TrialSetup, fit, train_run
 from trainable.work import Mode, Work
@@ -44,12 +46,18 @@ def refit_best(best: BestTrial, setup: TrialSetup, splits: DatasetDict) -> Refit
         flush=True,
     )
     started = time.monotonic()
-    alone = dataclasses.replace(setup, config=running_alone(setup.config))
+    try:
+        clear_left_behind()
+    except Exception as exc:  # the state API is out of reach: the refit may wait, and says so
+        print(f"could not look for placement groups left behind ({first_line(exc)})", flush=True)
+    free_cpus = ray.available_resources().get("CPU", 0)
+    alone = dataclasses.replace(setup, config=running_alone(setup.config, free_cpus))
     # The worker joins train and validation itself: the search's splits are in the object
     # store already, and a second copy of them would only take its memory.
     work = Work(Mode.REFIT, alone.config, hp, setup.splits_ref, best.epoch)
     try:
-        result = fit(train_run(alone, work, name=RUN_NAME), alone.config)
+        with watching():
+            result = fit(train_run(alone, work, name=RUN_NAME), alone.config)
     except Exception as exc:  # a failed refit must not lose the search's result
         print(
             f"refit failed ({last_line(exc)}): exporting trial {best.trial_id}'s checkpoint",

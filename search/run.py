@@ -42,7 +42,8 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     import ray
     from datasets import DatasetDict
 
-    from search.cluster import connect, fit_to_cluster, share_gpus
+    from search.cluster import fit_to_cluster, share_gpus
+    from search.connect import connect
     from search.tracking import check_tracking
     from search.tuner import build_tuner, ended_trials, restore_tuner
     from trainable.trial import TrialSetup

@@ -11,6 +11,7 @@ from ray.tune.schedulers import ASHAScheduler
 from search.checkpoints import CheckpointPruner
 from search.layout import STUDY_NAME
 from search.optuna_search import PruneAwareOptunaSearch
+from search.placement import PlacementWatch
 from search.progress import ProgressPrinter
 from search.restore_records import RestoreRecords
 from search.selection import Ranking, metric_key
@@ -76,6 +77,10 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
     scheduler = ASHAScheduler(
         time_attr="training_iteration",
         max_t=max(cfg.space.epochs),
+        # A trial that runs its whole schedule ends on its own, its Train run shut down in
+        # order. Stopped by Tune at its last report instead, the run is torn down while it shuts
+        # down, and can leave its workers' placement group behind (search/placement.py).
+        stop_last_trials=False,
         grace_period=min(cfg.search.grace_period, max(cfg.space.epochs)),
         reduction_factor=cfg.search.reduction_factor,
     )
@@ -100,6 +105,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
                 RestoreRecords(),
                 mlflow_callback(cfg, search_name, parent_run_id),
                 ProgressPrinter(cfg.search.trials, ranking),
+                PlacementWatch(),
                 CheckpointPruner(
                     setup.checkpoint_storage,
                     ranking,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from search.cluster import free_ports
+from search.connect import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
@@ -24,10 +24,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900):
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 900,
+    module: str = "search.run",
+):
     """Runs `python -m search.run ...` as a user would, from the repository root."""
     return subprocess.run(
-        [sys.executable, "-m", "search.run", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -98,8 +103,9 @@ def tiny_search(tmp_path_factory, mlflow_server, ray_tmpdir) -> Path:
     """One real search of the tiny model: 2 trials at once sharing the CPUs as the default config
     does, the first one DEFAULTS_POINT, local Ray, logged to the MLflow server through a URI
     with a user and password, with secrets planted in its environment, its winner refit on
-    train + validation. Ray and every
-    other temp file of the search live in ray_tmpdir. Returns its output folder."""
+    train + validation, though a placement group left behind as the trials end holds every CPU
+    (tests/left_behind.py). Ray and every other temp file of the search live in ray_tmpdir.
+    Returns its output folder."""
     output = tmp_path_factory.mktemp("search") / "out"
     uri = mlflow_server[0].replace("http://", f"http://someuser:{URI_PASSWORD}@")
     proc = run_cli(
@@ -108,7 +114,10 @@ def tiny_search(tmp_path_factory, mlflow_server, ray_tmpdir) -> Path:
         "--set", "search.refit=true", "--max-concurrent", "2",
         "--set", f"search.initial_points=[{DEFAULTS_POINT}]",
         "--set", "resources.cpus_per_worker=null",
+        # Unremoved, the planted group would hold the refit's CPUs until this fails it.
+        "--set", "resources.placement_timeout_s=180",
         env={**PLANTED_ENV, "RAY_TMPDIR": str(ray_tmpdir), "TMPDIR": str(ray_tmpdir)},
+        module="tests.left_behind",
     )  # fmt: skip
     if proc.returncode != 0:
         pytest.fail(

@@ -63,4 +63,6 @@ def test_unset_cpus_per_worker_shares_the_cpus_among_the_trials_running_at_once(
     assert fitted.search.max_concurrent == runs
     assert fitted.resources.cpus_per_worker == threads
     # The refit runs alone, after the search: its worker gets what the trials shared.
-    assert running_alone(fitted).resources.cpus_per_worker == refit_threads
+    assert running_alone(fitted, free_cpus=2).resources.cpus_per_worker == refit_threads
+    # Another job holding a CPU leaves the refit the one that is free.
+    assert running_alone(fitted, free_cpus=1).resources.cpus_per_worker == 1

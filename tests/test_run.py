@@ -17,6 +17,7 @@ from transformers import pipeline
 from search.layout import RESULT_FILE
 from search.refit import RUN_NAME as REFIT_RUN
 from search.tracking import PARENT_TAG, SEARCH_TAG
+from tests.left_behind import PLANTED
 from tests.records import assert_records_agree
 from trainable import data
 from trainable.config_file import config_from_dict
@@ -219,6 +220,14 @@ def test_the_exported_model_is_the_winner_refit_on_train_and_validation(tiny_sea
         f"refit:      {record['best_epoch']} epochs on train + validation (320 messages)"
         in (tiny_search / "cli.log").read_text()
     )
+
+
+def test_a_placement_group_left_behind_is_removed_before_the_refit(tiny_search):
+    log = (tiny_search / "cli.log").read_text()
+    planted = log.index(PLANTED)
+    removed = log.index("removed a placement group that no trial uses", planted)
+    assert "refit failed" not in log
+    assert removed < log.index("refit done in", planted), log[planted:]
 
 
 def test_search_run_holds_report_test_metrics_and_the_registered_model(tiny_search, mlflow_server):

@@ -23,7 +23,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from search.cluster import free_ports
+from search.connect import free_ports
 from search.layout import OPTUNA_DB, STUDY_NAME
 from tests.conftest import TINY
 

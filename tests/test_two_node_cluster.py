@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from search.cluster import free_ports
+from search.connect import free_ports
 from tests.conftest import TINY, run_cli
 from tests.records import assert_records_agree
 
