@@ -84,7 +84,7 @@ def groups_in_use(job_id: str) -> set[str]:
     actors = list_actors(
         filters=[("job_id", "=", job_id)],
         detail=True,
-        limit=100_000,
+        limit=10_000,  # the most the state API serves
         raise_on_missing_output=False,
     )
     return {a.placement_group_id for a in actors if a.state in LIVE_ACTOR_STATES}
