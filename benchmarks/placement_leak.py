@@ -53,6 +53,20 @@ def census(state_url: str, stop: threading.Event) -> dict[str, float]:
     return longest
 
 
+def wait_for_state_api(state_url: str, timeout_s: float = 180) -> None:
+    from ray.util.state import list_actors
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            list_actors(state_url, limit=1, raise_on_missing_output=False)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12)
@@ -68,6 +82,7 @@ def main() -> None:
          f"--dashboard-port={dashboard}", f"--temp-dir={tmp}", "--disable-usage-stats"],
         check=True, env=env, capture_output=True,
     )  # fmt: skip
+    wait_for_state_api(state_url)
     stop, found = threading.Event(), {}
     watcher = threading.Thread(target=lambda: found.update(census(state_url, stop)))
     watcher.start()
@@ -95,6 +110,7 @@ def main() -> None:
         ).stdout.strip(),
         "trials": args.trials,
         "exit_code": search.returncode,
+        "last_line": (log.strip().splitlines() or [""])[-1],
         "wall_s": round(time.monotonic() - started, 1),
         "groups_seen_unused": len(found),
         "left_behind": sum(s >= LEFT_AFTER_S for s in found.values()),
