@@ -34,6 +34,11 @@ class Group:
     state: str  # PENDING, CREATED, REMOVED, RESCHEDULING
     bundles: tuple[tuple[tuple[str, float], ...], ...]
 
+    def holds_compute(self) -> bool:
+        """Whether it reserves CPUs or GPUs: a Train run's workers do; Tune's group for a trial
+        function (a byte of memory, search/tuner.py) does not, and Tune may stage it unused."""
+        return any(key in ("CPU", "GPU") and value > 0 for b in self.bundles for key, value in b)
+
     def asks(self) -> str:
         """`{'CPU': 2.0} x 1`: what each bundle asks for, and how many."""
         return ", ".join(f"{dict(b)} x {n}" for b, n in Counter(self.bundles).items())
@@ -51,7 +56,7 @@ def sweep(groups: list[Group], used: set[str], suspects: set[str]) -> Sweep:
     """Groups CREATED, used by no live actor now and at the previous sweep, are left behind."""
     result = Sweep()
     for group in groups:
-        if group.state == "CREATED" and group.group_id not in used:
+        if group.state == "CREATED" and group.holds_compute() and group.group_id not in used:
             result.unused.add(group.group_id)
             if group.group_id in suspects:
                 result.left_behind.append(group)
@@ -116,7 +121,8 @@ def clear_left_behind(say=print, timeout_s: float = 30.0) -> None:
             break
         time.sleep(1)
     used = groups_in_use(job_id)
-    remove([g for g in search_groups(job_id) if g.group_id not in used], say)
+    groups = search_groups(job_id)
+    remove([g for g in groups if g.holds_compute() and g.group_id not in used], say)
 
 
 def holders(groups: list[Group]) -> str:

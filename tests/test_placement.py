@@ -24,6 +24,9 @@ def test_a_group_is_left_behind_only_when_unused_at_two_sweeps():
     assert [g.group_id for g in second.left_behind] == ["a"]
     # A group whose workers have started since the last sweep is in use: not removed.
     assert sweep(groups, used={"a", "b"}, suspects=first.unused).left_behind == []
+    # Tune's group for a trial function holds no CPU: Tune may stage it before its actor starts.
+    trial_function = Group("t", "CREATED", ((("memory", 1.0), ("node:__internal_head__", 0.001)),))
+    assert sweep([trial_function], used=set(), suspects={"t"}).left_behind == []
 
 
 @pytest.fixture(scope="module")
