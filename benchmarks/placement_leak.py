@@ -77,6 +77,8 @@ def main() -> None:
     state_url = f"http://127.0.0.1:{dashboard}"
     tmp = Path(f"/tmp/rleak{gcs}")
     env = {**os.environ, "RAY_TMPDIR": str(tmp), "PYTHONPATH": str(args.source)}
+    # `ray start --head` makes a token when none exists; every process of the cluster shares it.
+    env["RAY_AUTH_MODE"] = os.environ["RAY_AUTH_MODE"] = "token"
     subprocess.run(
         ["ray", "start", "--head", f"--port={gcs}", "--num-cpus=2", "--include-dashboard=true",
          f"--dashboard-port={dashboard}", f"--temp-dir={tmp}", "--disable-usage-stats"],
