@@ -58,7 +58,8 @@ def stop_cluster(temp_dir: Path) -> None:
     import psutil
 
     for process in psutil.process_iter(["cmdline"]):
-        if str(temp_dir) in " ".join(process.info["cmdline"] or []):
+        mine = process.pid == os.getpid()
+        if not mine and str(temp_dir) in " ".join(process.info["cmdline"] or []):
             process.kill()
 
 
