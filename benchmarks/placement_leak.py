@@ -20,8 +20,6 @@ import threading
 import time
 from pathlib import Path
 
-from search.connect import free_ports
-
 ROOT = Path(__file__).resolve().parents[1]
 LEFT_AFTER_S = 10.0
 LIVE = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE", "RESTARTING")
@@ -83,12 +81,15 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=ROOT)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    # `ray start --head` makes a token when none exists; every process of the cluster shares it.
+    # Ray reads the mode once, as it is imported.
+    os.environ["RAY_AUTH_MODE"] = "token"
+    from search.connect import free_ports
+
     gcs, dashboard = free_ports(2)
     state_url = f"http://127.0.0.1:{dashboard}"
     tmp = Path(f"/tmp/rleak{gcs}")
     env = {**os.environ, "RAY_TMPDIR": str(tmp), "PYTHONPATH": str(args.source)}
-    # `ray start --head` makes a token when none exists; every process of the cluster shares it.
-    env["RAY_AUTH_MODE"] = os.environ["RAY_AUTH_MODE"] = "token"
     subprocess.run(
         ["ray", "start", "--head", f"--port={gcs}", "--num-cpus=2", "--include-dashboard=true",
          f"--dashboard-port={dashboard}", f"--temp-dir={tmp}", "--disable-usage-stats"],
