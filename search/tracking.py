@@ -33,15 +33,17 @@ def log_batch(
     params: dict | None = None,
     tags: dict | None = None,
     step: int = 0,
+    model_id: str | None = None,
 ) -> None:
     """Metrics, params and tags in one `log_batch`: one request up to MLflow's limits (1,000
-    metrics, 100 params or tags), which MlflowClient.log_batch splits larger batches at."""
+    metrics, 100 params or tags), which MlflowClient.log_batch splits larger batches at.
+    `model_id`: an MLflow model of the run the metrics also belong to."""
     from mlflow.entities import Metric, Param, RunTag
 
     now = int(time.time() * 1000)
     client.log_batch(
         run_id,
-        metrics=[Metric(k, v, now, step) for k, v in (metrics or {}).items()],
+        metrics=[Metric(k, v, now, step, model_id) for k, v in (metrics or {}).items()],
         params=[Param(k, str(v)) for k, v in (params or {}).items()],
         tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
     )
