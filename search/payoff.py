@@ -51,14 +51,14 @@ class Payoff:
             try:
                 gain = test_gain(cfg, test_labels, exported.predicted, defaults, self.defaults[0])
             except ValueError as exc:
-                return Payoff.none(exc).record(cfg, test_labels, exported, None)
+                return _no_intervals(exc).record(cfg, test_labels, exported, None)
         return {"validation_bootstrap": self.validation_bootstrap, "gain_over_defaults": gain}
 
-    @classmethod
-    def none(cls, reason: Exception) -> Payoff:
-        # The model is exported all the same: a record without intervals beats none.
-        print(f"no bootstrap intervals: {reason}", flush=True)
-        return cls()
+
+def _no_intervals(reason: Exception) -> Payoff:
+    # The model is exported all the same: a record without intervals beats none.
+    print(f"no bootstrap intervals: {reason}", flush=True)
+    return Payoff()
 
 
 def plan_payoff(cfg: Config, results, winner_id: str, checkpoint_storage: str) -> Payoff:
@@ -68,7 +68,7 @@ def plan_payoff(cfg: Config, results, winner_id: str, checkpoint_storage: str) -
     try:
         boot = validation_payoff(kept_predictions(bests, checkpoint_storage), cfg, winner_id)
     except ValueError as exc:
-        return Payoff.none(exc)
+        return _no_intervals(exc)
     return Payoff(boot, defaults_trial(bests, cfg) if boot is not None else None)
 
 
