@@ -1,7 +1,8 @@
 """Export: the selected model becomes a folder `transformers.pipeline` loads alone, with its
 test scores, per class and as a confusion matrix, in `hpo_result.json`.
 
-The test split is touched here, once, so the reported score is not the one the search optimised.
+The test split is touched here, once, so the reported score is not the one the search optimised:
+scored in a Ray task with a trial worker's resources (trainable/scoring.py), not in the driver.
 """
 
 from __future__ import annotations
@@ -11,41 +12,58 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+import ray
 from ray.train import Checkpoint
-from ray.train.huggingface.transformers import RayTrainReportCallback
 from sklearn.metrics import confusion_matrix
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from search.layout import RESULT_FILE
 from search.selection import BestTrial, metric_key
 from trainable.config import Config
-from trainable.metrics import ClassificationMetrics, predict_split
+from trainable.metrics import ClassificationMetrics
+from trainable.scoring import Scored, load_checkpoint, score_checkpoints
+from trainable.trial import scaling_config
 
 if TYPE_CHECKING:
     from search.refit import Refit
 
 
+def exported_checkpoint(best: BestTrial, refit: Refit | None) -> Checkpoint:
+    """The refit's checkpoint when there is one, else the best trial's best."""
+    return refit.checkpoint if refit else Checkpoint(best.checkpoint_path)
+
+
+def score_on_a_worker(
+    cfg: Config, split, best: BestTrial, refit: Refit | None, defaults: tuple[str, str] | None
+) -> tuple[Scored, Scored | None]:
+    """The test scores and predictions of the checkpoint to export and of the defaults' trial's
+    (trial id, checkpoint), if any: both from one Ray task that asks for what a trial's worker
+    does (its CPUs, its GPU or share of one). The driver only collects the class ids."""
+    each = scaling_config(cfg).resources_per_worker
+    task = ray.remote(score_checkpoints).options(
+        num_cpus=each["CPU"], num_gpus=each.get("GPU", 0), name="score_test_split"
+    )
+    checkpoints = [exported_checkpoint(best, refit)]
+    if defaults is not None:
+        checkpoints.append(Checkpoint(defaults[1]))
+    exported, *others = ray.get(task.remote(checkpoints, cfg, split))
+    return exported, next(iter(others), None)
+
+
 def export_best(
     best: BestTrial,
     cfg: Config,
-    test_split,
+    test_labels,
     destination: Path,
-    refit: Refit | None = None,
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Writes safetensors weights, tokenizer and hpo_result.json; returns the result record
-    and the classes the exported model predicts for the test split.
-
-    The weights are the refit's when there is one, else the best trial's best checkpoint."""
-    model, tokenizer = load_checkpoint(
-        refit.checkpoint if refit else Checkpoint(best.checkpoint_path)
-    )
+    refit: Refit | None,
+    scored: Scored,
+) -> dict[str, Any]:
+    """Writes safetensors weights, tokenizer and hpo_result.json; returns the result record.
+    `scored`: the exported checkpoint's test scores and predictions (score_on_a_worker)."""
+    model, tokenizer = load_checkpoint(exported_checkpoint(best, refit))
     labels = cfg.data.labels
     metrics = ClassificationMetrics(labels, cfg.data.positive_label)
-    test, predicted = predict_split(
-        model, tokenizer, test_split, cfg.train.eval_batch_size, "test", metrics
-    )
-    matrix = confusion_matrix(test_split["label"], predicted, labels=list(range(len(labels))))
+    test = scored.scores
+    matrix = confusion_matrix(test_labels, scored.predicted, labels=list(range(len(labels))))
     record = {
         "trial_id": best.trial_id,
         "hyperparameters": best.hyperparameters,
@@ -63,6 +81,7 @@ def export_best(
         "model": cfg.model.name,
         "checkpoint": best.checkpoint_path,
         "refit": refit.details if refit else None,  # None: the weights are the checkpoint's
+        "test_scored_on": scored.where,
     }
     # Written beside the destination and renamed into place, so a failed export leaves no
     # half-written model folder.
@@ -77,7 +96,7 @@ def export_best(
     write_record(partial, record)
     shutil.rmtree(destination, ignore_errors=True)
     partial.rename(destination)
-    return record, predicted
+    return record
 
 
 def write_record(model_dir: Path, record: dict[str, Any]) -> None:
@@ -85,21 +104,3 @@ def write_record(model_dir: Path, record: dict[str, Any]) -> None:
     partial = model_dir / f"{RESULT_FILE}.partial"
     partial.write_text(json.dumps(record, indent=2) + "\n")
     partial.replace(model_dir / RESULT_FILE)
-
-
-def load_checkpoint(checkpoint: Checkpoint):
-    """The model and tokenizer a trial's (or the refit's) checkpoint holds."""
-    with checkpoint.as_directory() as restored:
-        hf_dir = Path(restored) / RayTrainReportCallback.CHECKPOINT_NAME
-        return (
-            AutoModelForSequenceClassification.from_pretrained(hf_dir),
-            AutoTokenizer.from_pretrained(hf_dir),
-        )
-
-
-def predict_checkpoint(checkpoint_path: str, cfg: Config, split) -> np.ndarray:
-    """The classes a trial's checkpoint predicts for a tokenized split."""
-    model, tokenizer = load_checkpoint(Checkpoint(checkpoint_path))
-    metrics = ClassificationMetrics(cfg.data.labels, cfg.data.positive_label)
-    batch = cfg.train.eval_batch_size
-    return predict_split(model, tokenizer, split, batch, "test", metrics)[1]

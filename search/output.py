@@ -30,7 +30,7 @@ def check_output_free(cfg: Config, overwrite: bool) -> None:
 
 def claim_output(cfg: Config, overwrite: bool) -> tuple[str, str]:
     """Makes the output folder this search's own; returns the search's name and MLflow run."""
-    from search.tracking import open_search_run
+    from search.parent_run import open_search_run
 
     out = cfg.output_dir
     if overwrite:

@@ -2,13 +2,15 @@
 cannot be told apart from, and what the exported model gains on test over the defaults' trial.
 
 Paired bootstraps (search/bootstrap.py) over the examples: validation predictions come from
-each trial's best evaluation (reported with its scores), test predictions from the exported
-model and from the defaults' trial's best checkpoint. Test chooses nothing: it is scored after
-selection, for the record.
+each trial's best evaluation (the file its worker wrote beside its checkpoints,
+trainable/predictions.py), test predictions from the exported model and from the defaults'
+trial's best checkpoint, both scored by one Ray task (search/export.py). Test chooses nothing:
+it is scored after selection, for the record.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,10 +18,11 @@ from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from search.bootstrap import Interval, compare_to_winner, difference, interval
 from search.scorer import Scorer
-from search.selection import PREDICTIONS_KEY, REFERENCES_KEY
+from search.selection import Ranking, best_per_trial
+from trainable import predictions
 from trainable.config import Config
 from trainable.hyperparameters import ran_point, typed
-from trainable.metrics import decode_predictions
+from trainable.scoring import Scored
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -34,23 +37,64 @@ def scorer(cfg: Config) -> Scorer | None:
     return Scorer(cfg.search.metric, len(labels), positive)
 
 
-def validation_payoff(bests: dict, cfg: Config, winner_id: str) -> dict[str, Any] | None:
+@dataclass
+class Payoff:
+    """What the validation side found, and the defaults' trial to score on test."""
+
+    validation_bootstrap: dict[str, Any] | None = None
+    defaults: tuple[str, str] | None = None  # (trial id, best checkpoint)
+
+    def record(self, cfg: Config, test_labels, exported: Scored, defaults: Scored | None) -> dict:
+        """The record's `validation_bootstrap` and `gain_over_defaults`."""
+        gain = None
+        if self.defaults is not None and defaults is not None:
+            try:
+                gain = test_gain(cfg, test_labels, exported.predicted, defaults, self.defaults[0])
+            except ValueError as exc:
+                return _no_intervals(exc).record(cfg, test_labels, exported, None)
+        return {"validation_bootstrap": self.validation_bootstrap, "gain_over_defaults": gain}
+
+
+def _no_intervals(reason: Exception) -> Payoff:
+    # The model is exported all the same: a record without intervals beats none.
+    print(f"no bootstrap intervals: {reason}", flush=True)
+    return Payoff()
+
+
+def plan_payoff(cfg: Config, results, winner_id: str, checkpoint_storage: str) -> Payoff:
+    """The validation bootstrap from each trial's best evaluation's file, and (when there is
+    one) the defaults' trial whose checkpoint the test split compares with the export."""
+    bests = best_per_trial(results, Ranking.of(cfg.search))
+    try:
+        boot = validation_payoff(kept_predictions(bests, checkpoint_storage), cfg, winner_id)
+    except ValueError as exc:
+        return _no_intervals(exc)
+    return Payoff(boot, defaults_trial(bests, cfg) if boot is not None else None)
+
+
+def kept_predictions(bests: dict, checkpoint_storage: str) -> dict[str, tuple]:
+    """Trial id → (references, predictions) of its best evaluation (selection.best_per_trial),
+    read from the file its worker wrote; a trial without one is left out."""
+    kept = {}
+    for trial_id, (_, row) in bests.items():
+        epoch = row.get("epoch")  # the HF Trainer's, which names the file
+        if isinstance(epoch, (int, float)) and np.isfinite(epoch):
+            found = predictions.read(checkpoint_storage, trial_id, round(epoch))
+            if found is not None:
+                kept[trial_id] = found
+    return kept
+
+
+def validation_payoff(evaluated: dict, cfg: Config, winner_id: str) -> dict[str, Any] | None:
     """The winner's interval and every other trial's difference to it, on validation.
-    `bests`: each trial's best evaluation (selection.best_per_trial).
+    `evaluated`: trial id → (references, predictions) of its best evaluation.
 
     Each trial kept its predictions with the true classes in the order it evaluated them.
     Every trial evaluates in the same order (the same seed and batch size group the same
     lengths), which the check on the true classes confirms: a trial that evaluated in another
     order is left out rather than compared on mismatched examples."""
     score = scorer(cfg)
-    evaluated = {
-        trial_id: (
-            decode_predictions(row[REFERENCES_KEY]),
-            decode_predictions(row[PREDICTIONS_KEY]),
-        )
-        for trial_id, (_, row) in bests.items()
-        if isinstance(row.get(PREDICTIONS_KEY), str) and isinstance(row.get(REFERENCES_KEY), str)
-    }
+    evaluated = dict(evaluated)
     if score is None or winner_id not in evaluated:
         return None
     labels, winner = evaluated.pop(winner_id)
@@ -94,11 +138,11 @@ def defaults_trial(bests: dict, cfg: Config) -> tuple[str, str] | None:
 
 
 def test_gain(
-    cfg: Config, test_labels, exported: np.ndarray, defaults: np.ndarray, defaults_id: str
+    cfg: Config, test_labels, exported: np.ndarray, defaults: Scored, defaults_id: str
 ) -> dict[str, Any]:
     """The exported model's test score minus the defaults' trial's, with its interval."""
     gain: Interval = difference(
-        np.asarray(test_labels), exported, defaults, scorer(cfg), **_settings()
+        np.asarray(test_labels), exported, defaults.predicted, scorer(cfg), **_settings()
     )
     return {
         "metric": cfg.search.metric,
@@ -106,6 +150,7 @@ def test_gain(
         "defaults_hyperparameters": typed(cfg.search.initial_points[0]),
         **gain.to_dict(),
         "distinguishable": not gain.contains_zero,
+        "defaults_scored_on": defaults.where,
     }
 
 

@@ -144,12 +144,14 @@ def sample_message(texts) -> str:
 
 
 def finish(cfg: Config, search_name: str, run_id: str, results, setup, splits, sample: str):
-    """After the trials: the best one selected, refit, exported, reported and logged."""
-    from search.export import export_best, write_record
+    """After the trials: the best one selected, refit, scored on test, exported, reported and
+    logged."""
+    from search.export import export_best, score_on_a_worker, write_record
+    from search.parent_run import close_search_run
+    from search.payoff import plan_payoff
     from search.refit import refit_best
     from search.report import write_report
     from search.selection import find_best
-    from search.tracking import close_search_run
 
     best = find_best(results, cfg)
     failed = [_failure(r) for r in results if r.error]
@@ -160,39 +162,16 @@ def finish(cfg: Config, search_name: str, run_id: str, results, setup, splits, s
             f"no trial finished an epoch; {len(failed)} failed: " + "; ".join(failed[:3])
         )
     refit = refit_best(best, setup, splits) if cfg.search.refit else None
+    payoff = plan_payoff(cfg, results, best.trial_id, setup.checkpoint_storage)
+    exported, defaults = score_on_a_worker(cfg, splits["test"], best, refit, payoff.defaults)
+    test_labels = splits["test"]["label"]
     model_dir = cfg.output_dir / BEST_MODEL
-    record, test_predictions = export_best(best, cfg, splits["test"], model_dir, refit)
+    record = export_best(best, cfg, test_labels, model_dir, refit, exported)
     record.update(trials=len(results), failed_trials=failed, sample_message=sample)
-    try:
-        record.update(payoff(cfg, results, best, splits, test_predictions))
-    except ValueError as exc:  # the model is exported: a record without intervals beats none
-        print(f"no bootstrap intervals: {exc}", flush=True)
-        record.update(validation_bootstrap=None, gain_over_defaults=None)
+    record.update(payoff.record(cfg, test_labels, exported, defaults))
     write_record(model_dir, record)
     report_dir = write_report(cfg, search_name, record)
     close_search_run(cfg, run_id, record, report_dir, model_dir)
-    return record
-
-
-def payoff(cfg: Config, results, best, splits, test_predictions) -> dict[str, Any]:
-    """Did the search pay off: the winner's validation interval and the trials tied with it,
-    and the exported model's test gain over the defaults' trial (search/payoff.py)."""
-    from search.export import predict_checkpoint
-    from search.payoff import defaults_trial, test_gain, validation_payoff
-    from search.selection import Ranking, best_per_trial
-
-    bests = best_per_trial(results, Ranking.of(cfg.search))
-    record = {
-        "validation_bootstrap": validation_payoff(bests, cfg, best.trial_id),
-        "gain_over_defaults": None,
-    }
-    defaults = defaults_trial(bests, cfg)
-    if defaults is not None and record["validation_bootstrap"] is not None:
-        trial_id, checkpoint = defaults
-        predicted = predict_checkpoint(checkpoint, cfg, splits["test"])
-        record["gain_over_defaults"] = test_gain(
-            cfg, splits["test"]["label"], test_predictions, predicted, trial_id
-        )
     return record
 
 

@@ -18,10 +18,7 @@ from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from trainable.config import Config, SearchConfig
 from trainable.hyperparameters import hyperparameter_names
-from trainable.metrics import METRIC_MODES, PREDICTIONS, REFERENCES
-
-# Each evaluation's predicted and true classes, encoded, in the order the Trainer evaluated.
-PREDICTIONS_KEY, REFERENCES_KEY = f"eval_{PREDICTIONS}", f"eval_{REFERENCES}"
+from trainable.metrics import METRIC_MODES
 
 
 def metric_key(name: str) -> str:
@@ -88,11 +85,7 @@ def find_best(results: ResultGrid, cfg: Config) -> BestTrial | None:
                 trial_id=result.metrics.get("trial_id", ""),
                 hyperparameters={k: result.config[k] for k in hyperparameter_names()},
                 epoch=int(row["training_iteration"]),
-                validation={
-                    k: v
-                    for k, v in row.items()
-                    if k.startswith("eval_") and k not in (PREDICTIONS_KEY, REFERENCES_KEY)
-                },
+                validation={k: v for k, v in row.items() if k.startswith("eval_")},
                 checkpoint_path=row[CHECKPOINT_PATH_KEY],
             )
     return None

@@ -1,4 +1,5 @@
-"""MLflow tracking: every trial is one run, logged by Ray's `MLflowLoggerCallback`.
+"""MLflow tracking: every trial is one run, logged by Ray's `MLflowLoggerCallback`, each report
+in one request.
 
 Credentials (MLflow or Databricks tokens) come from the environment only, where MLflow itself
 reads them; nothing here copies them into params, tags or files.
@@ -9,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from pathlib import Path
 
+from ray._private.dict import flatten_dict
 from ray.air.integrations.mlflow import MLflowLoggerCallback
+from ray.tune.result import TIMESTEPS_TOTAL, TRAINING_ITERATION
 
 from search.credentials import redact
 from trainable.config import Config
@@ -22,29 +24,68 @@ SEARCH_TAG = "search"
 # its own but passes its tags to every trial run it opens.
 PARENT_TAG = "mlflow.parentRunId"
 ABANDONED_TAG = "abandoned"
-# MLflow 3 opens an experiment without this tag on its GenAI overview (traces, which a search
-# has none of); tagged as model training, it opens on the runs.
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def log_batch(
+    client,
+    run_id: str,
+    metrics: dict | None = None,
+    params: dict | None = None,
+    tags: dict | None = None,
+    step: int = 0,
+    model_id: str | None = None,
+) -> None:
+    """Metrics, params and tags in one `log_batch`: one request up to MLflow's limits (1,000
+    metrics, 100 params or tags), which MlflowClient.log_batch splits larger batches at.
+    `model_id`: an MLflow model of the run the metrics also belong to."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, v, now, step, model_id) for k, v in (metrics or {}).items()],
+        params=[Param(k, str(v)) for k, v in (params or {}).items()],
+        tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+    )
+
+
+def numeric(result: dict) -> dict[str, float]:
+    """A report's values that are numbers, as MLflow metrics (as Ray's callback picks them)."""
+    metrics = {}
+    for key, value in flatten_dict(result).items():
+        try:
+            metrics[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return metrics
 
 
 class ResumableMLflowLoggerCallback(MLflowLoggerCallback):
-    """Continues a trial's own run when the trial starts again after a restore.
+    """Continues a trial's own run when the trial starts again after a restore, and logs each
+    report (and a trial's params) in one request.
 
     Ray 2.60's callback keeps its trial-to-run map, `_trial_runs`, in memory only: `setup()`
     empties it and the callback has no `get_state` (the hook ray-project/ray#31957 gave stateful
     callbacks), so a trial resumed by a restarted driver would open a second run. No
     ray-project/ray issue for this was found. The map has no public API; a run put there is the
-    one Ray's `log_trial_start` logs to. Each run is tagged with its trial's name (by Ray) and
-    the search's: a trial starting without a run here first looks for its own.
+    one Ray's `log_trial_end` ends. Each run is tagged with its trial's name and the search's:
+    a trial starting without a run here first looks for its own.
     tests/test_ray_contracts.py fails if Ray changes any of this.
+
+    Ray 2.60 logs a report's metrics with one `log_metric` request each (and a `get_run` before
+    them): about 185 requests per report at 50 classes, on Tune's event loop, 50-100 ms each
+    against a remote server. Here a report is one `log_batch` request.
     """
 
-    def log_trial_start(self, trial):
-        if trial not in self._trial_runs:
-            import mlflow
+    def _client(self):
+        import mlflow
 
-            # Ray's setup() pointed MLflow at this URI, the one a None here falls back to.
-            client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+        # Ray's setup() pointed MLflow at this URI, the one a None here falls back to.
+        return mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+
+    def log_trial_start(self, trial):
+        client = self._client()
+        if trial not in self._trial_runs:
             experiment = client.get_experiment_by_name(self.experiment_name)
             runs = client.search_runs(
                 [experiment.experiment_id],
@@ -55,7 +96,16 @@ class ResumableMLflowLoggerCallback(MLflowLoggerCallback):
             if runs:
                 self._trial_runs[trial] = runs[0].info.run_id
                 client.update_run(runs[0].info.run_id, status="RUNNING")
-        super().log_trial_start(trial)
+            else:
+                tags = {**self.tags, "trial_name": str(trial)}
+                run = self.mlflow_util.start_run(tags=tags, run_name=str(trial))
+                self._trial_runs[trial] = run.info.run_id
+        if not self.log_params_on_trial_end:
+            log_batch(client, self._trial_runs[trial], params=flatten_dict(trial.config))
+
+    def log_trial_result(self, iteration: int, trial, result: dict):
+        step = result.get(TIMESTEPS_TOTAL) or result[TRAINING_ITERATION]
+        log_batch(self._client(), self._trial_runs[trial], metrics=numeric(result), step=step)
 
 
 def end_abandoned_runs(cfg: Config, search_name: str) -> int:
@@ -84,108 +134,6 @@ def mlflow_callback(cfg: Config, search_name: str, parent_run_id: str) -> MLflow
         tags={SEARCH_TAG: search_name, PARENT_TAG: parent_run_id},
         save_artifact=False,
     )
-
-
-def open_search_run(cfg: Config, search_name: str) -> str:
-    """The search's parent run; trial runs nest under it. Returns its run id."""
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=cfg.tracking_uri)
-    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
-    if experiment is None:
-        # With the default SQLite store, artifacts live beside it in the output folder rather
-        # than in ./mlruns of whatever folder the search was started from.
-        location = None if cfg.tracking.uri else (cfg.output_dir / "mlartifacts").as_uri()
-        experiment_id = client.create_experiment(
-            cfg.tracking.experiment, location, tags=EXPERIMENT_KIND
-        )
-    else:
-        experiment_id = experiment.experiment_id
-        for key, value in EXPERIMENT_KIND.items():
-            if experiment.tags.get(key) != value:
-                client.set_experiment_tag(experiment_id, key, value)
-    run = client.create_run(experiment_id, run_name=search_name, tags={SEARCH_TAG: search_name})
-    client.log_dict(run.info.run_id, cfg.to_dict(), "config.json")
-    for key, value in {
-        "model": cfg.model.name,
-        "data": cfg.data.source,
-        "trials": cfg.search.trials,
-        "metric": cfg.search.metric,
-        "mode": cfg.search.mode,
-        "labels": ", ".join(cfg.data.labels)[:6000],
-        "positive_label": cfg.data.positive_label,
-    }.items():
-        client.log_param(run.info.run_id, key, value)
-    return run.info.run_id
-
-
-def close_search_run(
-    cfg: Config, run_id: str, record: dict | None, report_dir: Path, model_dir: Path | None
-) -> None:
-    """Logs the outcome to the parent run: test metrics (per class too), the confusion matrix,
-    the report (its plots include the confusion matrix), the model (registered)."""
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=cfg.tracking_uri)
-    if report_dir.is_dir():
-        client.log_artifacts(run_id, str(report_dir), report_dir.name)
-    if record is None or model_dir is None:
-        client.set_terminated(run_id, "FAILED")
-        return
-    scores = {**record["test_metrics"], **payoff_metrics(record)}
-    now = int(time.time() * 1000)
-    client.log_batch(
-        run_id, metrics=[mlflow.entities.Metric(k, v, now, 0) for k, v in scores.items()]
-    )
-    for key in ("validation_bootstrap", "gain_over_defaults"):
-        if record.get(key):
-            client.log_dict(run_id, record[key], f"{key}.json")
-    if record.get("validation_bootstrap"):
-        tied = record["validation_bootstrap"]["tied_with_winner"]
-        client.set_tag(run_id, "tied_with_winner", ", ".join(tied)[:5000] or "none")
-    client.log_dict(run_id, record["test_per_class"], "test_per_class.json")
-    client.log_dict(run_id, record["confusion_matrix"], "test_confusion_matrix.json")
-    client.set_tag(run_id, "best_trial", record["trial_id"])
-    log_model(cfg, run_id, model_dir, record["sample_message"])
-    client.set_terminated(run_id, "FINISHED")
-
-
-def payoff_metrics(record: dict) -> dict[str, float]:
-    """The bootstraps' bounds as metrics: the winner's validation interval, the test gain over
-    the defaults' trial and its interval."""
-    metrics = {}
-    boot = record.get("validation_bootstrap")
-    if boot:
-        for end in ("low", "high"):
-            metrics[f"validation_{boot['metric']}_{end}"] = boot["winner"][end]
-    gain = record.get("gain_over_defaults")
-    if gain:
-        metrics["test_gain_over_defaults"] = gain["value"]
-        for end in ("low", "high"):
-            metrics[f"test_gain_over_defaults_{end}"] = gain[end]
-    return metrics
-
-
-def log_model(cfg: Config, run_id: str, model_dir: Path, example: str) -> None:
-    """The exported model in MLflow's transformers flavour, registered when a name is set."""
-    from importlib.metadata import version
-
-    import mlflow
-    from transformers import pipeline
-
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    mlflow.set_registry_uri(cfg.tracking_uri)
-    classifier = pipeline("text-classification", model=str(model_dir))
-    with mlflow.start_run(run_id=run_id):
-        mlflow.transformers.log_model(
-            classifier,
-            name="model",
-            task="text-classification",
-            input_example=[example],
-            registered_model_name=cfg.tracking.registered_model,
-            # MLflow's inferred requirements name torchvision, which a text model never needs.
-            pip_requirements=[f"{name}=={version(name)}" for name in ("transformers", "torch")],
-        )
 
 
 def ui_command(cfg: Config) -> str:

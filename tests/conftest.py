@@ -53,6 +53,7 @@ PLANTED_ENV = {
 # and the unauthenticated test server ignores.
 URI_PASSWORD = "planted-uri-password-3b9c"
 SECRETS = {**PLANTED_ENV, "the tracking URI's password": URI_PASSWORD}
+MLFLOW_REQUESTS = "mlflow_server.log"  # in tiny_search's output: the server's log of the search
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +109,8 @@ def tiny_search(tmp_path_factory, mlflow_server, ray_tmpdir) -> Path:
     Returns its output folder."""
     output = tmp_path_factory.mktemp("search") / "out"
     uri = mlflow_server[0].replace("http://", f"http://someuser:{URI_PASSWORD}@")
+    server_log = mlflow_server[1] / "server.log"
+    logged_before = server_log.stat().st_size
     proc = run_cli(
         "--config", str(TINY), "--trials", "2", "--output", str(output),
         "--tracking-uri", uri, "--set", "search.keep_top_trials=1",
@@ -124,4 +127,8 @@ def tiny_search(tmp_path_factory, mlflow_server, ray_tmpdir) -> Path:
             f"search failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     (output / "cli.log").write_text(proc.stdout + proc.stderr)
+    # The server's access lines while the search ran: what it asked of MLflow.
+    with open(server_log, "rb") as log:
+        log.seek(logged_before)
+        (output / MLFLOW_REQUESTS).write_bytes(log.read())
     return output

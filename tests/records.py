@@ -4,6 +4,7 @@ name the same trials with the same per-epoch scores."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -69,3 +70,73 @@ def _tune_trials(experiment: Path, metric: str) -> dict[str, dict]:
 
 def _key(params: dict) -> tuple:
     return tuple(float(params[name]) for name in hyperparameter_names())
+
+
+# An evaluation's per-example classes, however a record might carry them: a key that names
+# them, a string of comma-joined class ids, a list of numbers, or either inside a hex pickle
+# (Tune's experiment state keeps some objects so). Bounded below the tiny search's 64
+# validation examples, above anything a record legitimately holds.
+PER_EXAMPLE = 32
+_JOINED_IDS = re.compile(rb"\d+(?:\s*,\s*\d+){%d,}" % (PER_EXAMPLE - 1))
+_HEX = re.compile(r"[0-9a-f]{64,}")
+
+
+def per_example_data(value, where: str = "") -> list[str]:
+    """Where a JSON value (nested JSON and hex pickles inside its strings included) carries
+    per-example data; empty when it carries scalars only."""
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if re.search("prediction|reference", str(key), re.IGNORECASE):
+                found.append(f"{where}/{key}")
+            found += per_example_data(item, f"{where}/{key}")
+    elif isinstance(value, list):
+        if sum(isinstance(item, (int, float)) for item in value) >= PER_EXAMPLE:
+            found.append(f"{where}: a list of {len(value)} numbers")
+        for i, item in enumerate(value):
+            found += per_example_data(item, f"{where}[{i}]")
+    elif isinstance(value, str):
+        if value[:1] in "{[":
+            try:
+                return per_example_data(json.loads(value), f"{where}{{json}}")
+            except ValueError:
+                pass
+        raw = bytes.fromhex(value) if _HEX.fullmatch(value) and len(value) % 2 == 0 else None
+        if _JOINED_IDS.search(raw if raw is not None else value.encode()):
+            found.append(f"{where}: comma-joined class ids")
+    return found
+
+
+def record_files(experiment: Path) -> dict[str, list[Path]]:
+    """A search's records by kind: Tune's (experiment state, each trial's result.json and
+    progress.csv), Train's checkpoint snapshots and the checkpoints' trainer_state.json."""
+    patterns = {
+        "experiment state": "experiment_state*.json",
+        "result.json": "run_trial_*/result.json",
+        "progress.csv": "run_trial_*/progress.csv",
+        "Train snapshot": "checkpoints/*/checkpoint_manager_snapshot.json",
+        "trainer_state.json": "checkpoints/*/checkpoint_*/*/trainer_state.json",
+    }
+    return {kind: list(experiment.glob(pattern)) for kind, pattern in patterns.items()}
+
+
+def assert_scalars_only(experiment: Path) -> None:
+    """No record of the search at `experiment` carries per-example data."""
+    for kind, paths in record_files(experiment).items():
+        assert paths, f"no {kind} in {experiment}"
+        for path in paths:
+            text = path.read_text()
+            if path.suffix == ".csv":
+                documents = [text]
+            elif path.name == "result.json":
+                documents = [json.loads(line) for line in text.splitlines() if line.strip()]
+            else:
+                documents = [json.loads(text)]
+            found = [hit for document in documents for hit in per_example_data(document)]
+            assert not found, f"{path} carries per-example data: {found[:5]}"
+
+
+def mlflow_requests(server_log: str) -> list[str]:
+    """The REST calls in an `mlflow server` log (uvicorn's access lines), by endpoint:
+    `runs/log-batch`, `runs/log-metric`, ..."""
+    return re.findall(r'"(?:GET|POST|PATCH|DELETE) /api/2\.0/mlflow/([\w/-]+)', server_log)

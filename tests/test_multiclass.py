@@ -20,6 +20,7 @@ from transformers import AutoModelForSequenceClassification, pipeline
 
 from search.layout import RESULT_FILE
 from tests.conftest import TINY, run_cli
+from tests.records import assert_scalars_only
 from trainable import data
 from trainable.config_file import config_from_dict
 
@@ -80,6 +81,8 @@ def test_labels_come_from_the_data_and_trials_rank_by_macro_f1(topic_search):
     assert {f"eval_f1_{label}" for label in labels} <= set(record["validation_metrics"])
     # One report per epoch, whether one worker trained or two (rank 0 reports for both).
     search = json.loads((output / "search.json").read_text())
+    # Two workers' or two seeds' records carry scores only (the predictions are files).
+    assert_scalars_only(output / "ray_results" / search["name"])
     (result,) = (output / "ray_results" / search["name"]).glob("run_trial_*/result.json")
     rows = [json.loads(row) for row in result.read_text().splitlines()]
     assert [row["training_iteration"] for row in rows] == [1, 2]

@@ -111,7 +111,8 @@ def test_runs_and_study_trials_a_killed_driver_left_running_are_closed(tmp_path)
     # What a driver killed between starting a trial and Tune saving that it had leaves: the
     # trial's MLflow run and its Optuna trial, both running, and a finished trial beside them.
     from search.optuna_search import fail_abandoned_trials
-    from search.tracking import end_abandoned_runs, mlflow_callback, open_search_run
+    from search.parent_run import open_search_run
+    from search.tracking import end_abandoned_runs, mlflow_callback
     from trainable.config_file import load_config
     from trainable.task import resolve
 

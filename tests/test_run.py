@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -17,9 +18,10 @@ from transformers import pipeline
 from search.layout import RESULT_FILE
 from search.refit import RUN_NAME as REFIT_RUN
 from search.tracking import PARENT_TAG, SEARCH_TAG
+from tests.conftest import MLFLOW_REQUESTS
 from tests.left_behind import PLANTED
-from tests.records import assert_records_agree
-from trainable import data
+from tests.records import assert_records_agree, assert_scalars_only, mlflow_requests
+from trainable import data, predictions
 from trainable.config_file import config_from_dict
 
 
@@ -70,6 +72,20 @@ def test_mlflow_holds_one_run_per_trial_with_params_and_eval_metrics(tiny_search
             assert key in run.data.metrics
         history = client.get_metric_history(run.info.run_id, "eval_f1")
         assert 1 <= len(history) <= int(run.data.params["epochs"])
+
+
+def test_each_report_reaches_mlflow_in_one_request(tiny_search):
+    """Ray's callback would log a report's ~35 metrics one request each; a trial's report,
+    its params and the search run's scores are one `log-batch` request each."""
+    requests = mlflow_requests((tiny_search / MLFLOW_REQUESTS).read_text())
+    search = json.loads((tiny_search / "search.json").read_text())
+    results = list((tiny_search / "ray_results" / search["name"]).glob("run_trial_*/result.json"))
+    reports = sum(len(path.read_text().splitlines()) for path in results)
+    assert "runs/log-metric" not in requests and "runs/log-parameter" not in requests
+    # Each report, each trial's params, the search run's params and its scores (the model's
+    # logging adds at most two of its own).
+    assert reports + len(results) + 2 <= requests.count("runs/log-batch")
+    assert requests.count("runs/log-batch") <= reports + len(results) + 4
 
 
 def test_best_model_loads_into_a_pipeline_alone(tiny_search):
@@ -140,6 +156,42 @@ def test_only_the_top_trials_best_checkpoint_stays_and_it_is_the_selected_one(ti
     assert {p.parent.name for p in kept} == {record["trial_id"], defaults}
 
 
+def test_records_carry_scores_only_and_each_evaluation_s_predictions_are_a_file(tiny_search):
+    """Tune's experiment state, result.json and progress.csv, Train's checkpoint snapshots and
+    the checkpoints' trainer_state.json hold no per-example data: each evaluation's predicted
+    and true classes are a file per trial and epoch beside the checkpoints, kept when the
+    pruner deletes the checkpoint of that epoch."""
+    search = json.loads((tiny_search / "search.json").read_text())
+    experiment = tiny_search / "ray_results" / search["name"]
+    assert_scalars_only(experiment)
+    pruned = 0
+    for result in experiment.glob("run_trial_*/result.json"):
+        trial_id = result.parent.name.split("_")[2]
+        for row in map(json.loads, result.read_text().splitlines()):
+            epoch = row["training_iteration"]
+            references, predicted = predictions.read(
+                str(experiment / "checkpoints"), trial_id, epoch
+            )
+            assert references.dtype == predicted.dtype == np.int16 and len(references) == 64
+            # The file is the evaluation's: its predictions give the F1 the trial reported.
+            assert row["eval_f1"] == pytest.approx(f1_score(references, predicted), abs=1e-9)
+            pruned += not Path(row["checkpoint_path"]).exists()
+    assert pruned, "every checkpoint survived: the pruner was not put to the test"
+
+
+def test_test_scoring_ran_on_a_ray_worker_not_in_the_driver(tiny_search, ray_tmpdir):
+    record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
+    where = record["test_scored_on"]
+    # One task scored the export and the defaults' checkpoint, on a CPU as the trials trained.
+    assert record["gain_over_defaults"]["defaults_scored_on"] == where
+    assert where["device"] == "cpu"
+    logs = {
+        path.name.split("_")[-1].removesuffix(".log"): path.name
+        for path in ray_tmpdir.glob("**/logs/python-core-*.log")
+    }
+    assert logs.get(str(where["pid"]), "").startswith("python-core-worker-"), where
+
+
 def test_the_search_says_whether_it_paid_off(tiny_search, mlflow_server):
     record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
     boot = record["validation_bootstrap"]
@@ -149,17 +201,16 @@ def test_the_search_says_whether_it_paid_off(tiny_search, mlflow_server):
     assert winner["trial_id"] == record["trial_id"]
     assert winner["value"] == pytest.approx(record["validation_metrics"]["eval_f1"], abs=1e-4)
     assert winner["low"] <= winner["value"] <= winner["high"] and boot["examples"] == 64
-    # Kept in the order the Trainer evaluated (length-grouped batches reorder the split): the
-    # true classes travel with the predictions, and they are the validation split's.
+    # Kept in a file beside the trial's checkpoints, in the order the Trainer evaluated
+    # (length-grouped batches reorder the split): the true classes travel with the
+    # predictions, they are the validation split's, and the winner's F1 is theirs.
     search = json.loads((tiny_search / "search.json").read_text())
     cfg = config_from_dict(search["config"])
     splits = data.prepare(cfg.data, cfg.seed)
-    (result,) = (tiny_search / "ray_results" / search["name"]).glob(
-        f"run_trial_{record['trial_id']}_*/result.json"
-    )
-    rows = [json.loads(row) for row in result.read_text().splitlines()]
-    references = rows[record["best_epoch"] - 1]["eval_references"].split(",")
-    assert sorted(map(int, references)) == sorted(splits["validation"]["label"])
+    storage = tiny_search / "ray_results" / search["name"] / "checkpoints"
+    references, predicted = predictions.read(str(storage), winner["trial_id"], record["best_epoch"])
+    assert sorted(references.tolist()) == sorted(splits["validation"]["label"])
+    assert winner["value"] == pytest.approx(f1_score(references, predicted), abs=1e-9)
     (other,) = boot["difference_to_winner"]
     difference = boot["difference_to_winner"][other]
     assert difference["value"] == pytest.approx(
@@ -241,6 +292,11 @@ def test_search_run_holds_report_test_metrics_and_the_registered_model(tiny_sear
     report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/trials.csv", "report/history.png", "report/confusion_matrix.png"} <= report
     assert {"report/per_class.csv"} <= report
+    # The logged model carries the test scores too, linked as they were logged.
+    (logged,) = parent.outputs.model_outputs
+    linked = {m.key: m.value for m in client.get_logged_model(logged.model_id).metrics}
+    assert linked["test_f1"] == parent.data.metrics["test_f1"]
+    assert set(linked) == set(parent.data.metrics)
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model("models:/spam-classifier/latest")
     predictions = model.predict(["WINNER!! Claim your prize", "see you at lunch"])

@@ -1,5 +1,6 @@
 """Trainer callbacks of the worker loop: a non-finite loss fails the trial, each evaluation
-carries the trial's work (time and tokens), a refit stops where the selected checkpoint did."""
+carries the trial's work (time and tokens) and keeps its predictions in a file, a refit stops
+where the selected checkpoint did."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import time
 
 from transformers import TrainerCallback
 from transformers.training_args import ParallelMode
+
+from trainable import predictions
+from trainable.metrics import ClassificationMetrics
 
 
 class FiniteLossCallback(TrainerCallback):
@@ -67,6 +71,26 @@ class WorkCallback(TrainerCallback):
             counts["gpu_peak_gib"] = torch.cuda.max_memory_reserved(args.device) / 2**30
         metrics.update(self.work, **counts)
         state.log_history[-1].update(self.work, **counts)
+
+
+class SavePredictions(TrainerCallback):
+    """Writes each evaluation's predicted and true classes (what `metrics` last saw) to the
+    trial's folder in the search's checkpoint storage (trainable/predictions.py), before the
+    epoch's report: the search's bootstrap reads them there."""
+
+    def __init__(self, metrics: ClassificationMetrics):
+        self.metrics = metrics
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero or self.metrics.last is None:
+            return  # every rank evaluates on the gathered predictions; one writes them
+        import ray.train
+
+        storage = ray.train.get_context().get_storage()
+        content = predictions.encode(*self.metrics.last, num_classes=len(self.metrics.labels))
+        predictions.write(
+            storage.storage_filesystem, storage.experiment_fs_path, round(state.epoch), content
+        )
 
 
 class StopAfterEpochs(TrainerCallback):

@@ -25,11 +25,6 @@ METRIC_MODES = {
 }
 BINARY_METRICS = ("f1", "precision", "recall")
 PER_CLASS = ("precision", "recall", "f1")
-# With keep_predictions, each evaluation also carries the class it predicted for each example
-# and each example's true class, in the order the Trainer evaluated them (length-grouped
-# batches reorder them): small, and what the search's bootstrap resamples.
-PREDICTIONS = "predictions"
-REFERENCES = "references"
 # Timing figures the Trainer adds to every evaluation: not scores.
 TIMINGS = ("runtime", "samples_per_second", "steps_per_second")
 
@@ -49,21 +44,18 @@ def class_key(label: str) -> str:
 class ClassificationMetrics:
     """`compute_metrics` for the HF Trainer, knowing the label names and the positive class."""
 
-    def __init__(
-        self, labels: list[str], positive_label: str | None = None, keep_predictions: bool = False
-    ):
+    def __init__(self, labels: list[str], positive_label: str | None = None):
         self.labels = list(labels)
         self.positive_id = None if positive_label is None else self.labels.index(positive_label)
-        self.keep_predictions = keep_predictions
+        # The last evaluation's (predictions, references), for a callback that keeps them
+        # (trainable/callbacks.py SavePredictions): metrics carry scores only.
+        self.last: tuple[np.ndarray, np.ndarray] | None = None
 
-    def __call__(self, eval_pred) -> dict[str, float | str]:
+    def __call__(self, eval_pred) -> dict[str, float]:
         logits, references = eval_pred
         predictions = np.argmax(logits, axis=-1)
-        scores = self.scores(predictions, references)
-        if self.keep_predictions:
-            scores[PREDICTIONS] = encode_predictions(predictions)
-            scores[REFERENCES] = encode_predictions(references)
-        return scores
+        self.last = (predictions, np.asarray(references))
+        return self.scores(predictions, references)
 
     def scores(self, predictions, references) -> dict[str, float]:
         """Flat scores, per-class ones named `<precision|recall|f1>_<label>`."""
@@ -88,15 +80,6 @@ class ClassificationMetrics:
             }
             for label, count in zip(self.labels, support, strict=True)
         }
-
-
-def encode_predictions(predictions) -> str:
-    """Class ids as one string: Tune keeps it in a trial's results, where MLflow skips it."""
-    return ",".join(map(str, np.asarray(predictions).tolist()))
-
-
-def decode_predictions(text: str) -> np.ndarray:
-    return np.array(text.split(","), dtype=np.int64) if text else np.array([], dtype=np.int64)
 
 
 def predict_split(

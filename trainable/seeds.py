@@ -2,8 +2,8 @@
 
 The seeds train an epoch each in turn, and after every epoch the trial reports once: their
 scores averaged, so that ASHA and Optuna rank the configuration rather than one seed's luck;
-their work added up; everything else (the epoch, the kept validation predictions, the start
-times) the first seed's, whose checkpoint is the one a search exports.
+their work added up; everything else (the epoch, the start times) the first seed's, whose
+checkpoint is the one a search exports and whose validation predictions the trial keeps.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def combine(reports: list[dict], metric: str) -> dict:
     combined = dict(reports[0])
     for key, value in reports[0].items():
         if isinstance(value, bool) or not isinstance(value, Real):
-            continue  # the kept predictions, as strings, stay the first seed's
+            continue
         values = [report[key] for report in reports]
         if key in WORK:
             combined[key] = sum(values)
@@ -91,10 +91,11 @@ def repeated_trial(cfg: Config, hp: dict, splits, output_dir: str, loop_started_
             for i, run in enumerate(runs):
                 run.checkpoint = Path(restored_dir) / _seed_checkpoint(i)
         for epoch in range(done + 1, hp["epochs"] + 1):
-            for run in runs:
+            for i, run in enumerate(runs):
                 work, last = WorkCallback(loop_started_at, run.work), LastReport()
+                callbacks = [work, last, StopAfterEpochs(epoch)]
                 trainer = build_trainer(
-                    run.cfg, hp, splits, str(run.output_dir), [work, last, StopAfterEpochs(epoch)]
+                    run.cfg, hp, splits, str(run.output_dir), callbacks, keep_predictions=i == 0
                 )
                 trainer.train(resume_from_checkpoint=run.checkpoint and str(run.checkpoint))
                 run.checkpoint = Path(get_last_checkpoint(str(run.output_dir)))

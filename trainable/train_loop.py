@@ -58,7 +58,7 @@ def trial(cfg: Config, hp: dict, splits, output_dir: str, loop_started_at: float
     callbacks = [WorkCallback(loop_started_at), RayTrainReportCallback()]
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        build_trainer(cfg, hp, splits, output_dir, callbacks).train()
+        build_trainer(cfg, hp, splits, output_dir, callbacks, keep_predictions=True).train()
         return
     with checkpoint.as_directory() as restored:
         hf_checkpoint = Path(restored) / RayTrainReportCallback.CHECKPOINT_NAME
@@ -68,7 +68,7 @@ def trial(cfg: Config, hp: dict, splits, output_dir: str, loop_started_at: float
             # with no result.
             ray.train.report(final, checkpoint=checkpoint)
             return
-        trainer = build_trainer(cfg, hp, splits, output_dir, callbacks)
+        trainer = build_trainer(cfg, hp, splits, output_dir, callbacks, keep_predictions=True)
         trainer.train(resume_from_checkpoint=str(hf_checkpoint))
 
 

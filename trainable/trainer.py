@@ -10,7 +10,7 @@ from __future__ import annotations
 from ray.train.huggingface.transformers import prepare_trainer
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
-from trainable.callbacks import FiniteLossCallback
+from trainable.callbacks import FiniteLossCallback, SavePredictions
 from trainable.config import Config
 from trainable.hyperparameters import training_arguments
 from trainable.loss import BalancedLoss
@@ -54,14 +54,24 @@ def build_training_args(
 
 
 def build_trainer(
-    cfg: Config, hp: dict, splits, output_dir: str, callbacks: list[TrainerCallback]
+    cfg: Config,
+    hp: dict,
+    splits,
+    output_dir: str,
+    callbacks: list[TrainerCallback],
+    keep_predictions: bool = False,
 ) -> Trainer:
-    """A Trainer on `splits["train"]`; it evaluates on `splits["validation"]` when there is one."""
+    """A Trainer on `splits["train"]`; it evaluates on `splits["validation"]` when there is one.
+    `keep_predictions`: each evaluation's predictions go to a file beside the trial's
+    checkpoints (trainable/predictions.py)."""
     tokenizer = load_tokenizer(cfg.model)
     labels = cfg.data.labels
     model = load_model(cfg.model, labels, tokenizer, seed=cfg.seed)
     evaluates = "validation" in splits
     weighted = cfg.train.class_weights == "balanced"
+    metrics = ClassificationMetrics(labels, cfg.data.positive_label)
+    if keep_predictions:
+        callbacks = [*callbacks, SavePredictions(metrics)]
     trainer = Trainer(
         model=model,
         args=build_training_args(cfg, hp, output_dir, per_epoch=evaluates),
@@ -69,9 +79,7 @@ def build_trainer(
         eval_dataset=splits["validation"] if evaluates else None,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=ClassificationMetrics(
-            labels, cfg.data.positive_label, keep_predictions=True
-        ),
+        compute_metrics=metrics,
         compute_loss_func=BalancedLoss(splits["train"]["label"], len(labels)) if weighted else None,
         callbacks=[FiniteLossCallback(), *callbacks],
     )
