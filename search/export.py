@@ -16,6 +16,7 @@ import ray
 from ray.train import Checkpoint
 from sklearn.metrics import confusion_matrix
 
+from search.confusion import top_confusions
 from search.layout import RESULT_FILE
 from search.selection import BestTrial, metric_key
 from trainable.config import Config
@@ -73,6 +74,7 @@ def export_best(
         "test_per_class": metrics.per_class(test, "test", matrix.sum(axis=1)),
         # rows: the true class, columns: the predicted one, in the order of `labels`
         "confusion_matrix": {"labels": labels, "matrix": matrix.tolist()},
+        "top_confusions": top_confusions(matrix, labels),
         "labels": labels,
         "positive_label": cfg.data.positive_label,
         "metric": metric_key(cfg.search.metric),
@@ -88,15 +90,27 @@ def export_best(
     partial = destination.with_name(destination.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial, safe_serialization=True)
-    # The model was trained on messages cut at model.max_length: a pipeline asked to truncate
-    # cuts there too, not at the tokenizer's own limit (512 for MiniLM), which a small model's
-    # position embeddings may not reach.
-    tokenizer.model_max_length = cfg.model.max_length
-    tokenizer.save_pretrained(partial)
+    save_tokenizer(tokenizer, cfg.model.max_length, partial)
     write_record(partial, record)
     shutil.rmtree(destination, ignore_errors=True)
     partial.rename(destination)
     return record
+
+
+def save_tokenizer(tokenizer, max_length: int, folder: Path) -> None:
+    """Saves the tokenizer with the length the model was trained at as its limit.
+
+    transformers' text-classification pipeline truncates only when called with
+    `truncation=True` (5.x reads no default from the folder), and then cuts at
+    `model_max_length`: at model.max_length, not at the tokenizer's own limit (512 for MiniLM),
+    which a small model's position embeddings may not reach. The `tokenizers` library, and
+    the servers built on it, read tokenizer.json's own truncation, which says the same, and
+    its padding, which is dropped: MiniLM's pads every text to 128, past a shorter limit."""
+    tokenizer.model_max_length = max_length
+    if tokenizer.is_fast:
+        tokenizer.backend_tokenizer.enable_truncation(max_length=max_length)
+        tokenizer.backend_tokenizer.no_padding()
+    tokenizer.save_pretrained(folder)
 
 
 def write_record(model_dir: Path, record: dict[str, Any]) -> None:

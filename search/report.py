@@ -2,7 +2,9 @@
 
 Writes `<output>/report/` from Tune's experiment and the Optuna study: trials.csv, trials.md and
 the plots of `search.report_plots`; once a model is exported, also its scores on the test split
-per class (per_class.csv, per_class.md) and its confusion matrix (confusion_matrix.png).
+per class, worst first (per_class.csv, per_class.md), its most frequent confusions
+(top_confusions.csv, .md) and its confusion matrix as shares of each true class
+(confusion_matrix.png).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import optuna
 import pandas as pd
 
 from search import report_plots as plots
+from search.confusion import top_confusions, worst_first
 from search.layout import BEST_MODEL, REPORT_DIR, RESULT_FILE, SEARCH_FILE, STUDY_NAME
 from search.optuna_search import stopped_early
 from trainable.config import Config
@@ -27,7 +30,10 @@ from trainable.errors import SetupError, UserError
 from trainable.hyperparameters import hyperparameter_names
 
 PER_CLASS_COLUMNS = ["label", "precision", "recall", "f1", "support"]
-PER_CLASS_FILES = ("per_class.csv", "per_class.md", "confusion_matrix.png", "intervals.png")
+PER_CLASS_FILES = (
+    *("per_class.csv", "per_class.md", "top_confusions.csv", "top_confusions.md"),
+    *("confusion_matrix.png", "intervals.png"),
+)
 
 
 @dataclass
@@ -101,11 +107,20 @@ def with_intervals(frame: pd.DataFrame, boot: dict[str, Any]) -> pd.DataFrame:
 
 
 def per_class_table(record: dict[str, Any]) -> pd.DataFrame:
-    """The exported model's precision, recall, f1 and support on test, one row per label."""
+    """The exported model's precision, recall, f1 and support on test, one row per label,
+    the lowest F1 first."""
     scores = record["test_per_class"]
-    labels = record.get("labels") or list(scores)
-    rows = [[label, *(scores[label][k] for k in PER_CLASS_COLUMNS[1:])] for label in labels]
+    rows = [
+        [label, *(scores[label][k] for k in PER_CLASS_COLUMNS[1:])] for label in worst_first(scores)
+    ]
     return pd.DataFrame(rows, columns=PER_CLASS_COLUMNS)
+
+
+def confusions_table(record: dict[str, Any]) -> pd.DataFrame:
+    """The exported model's most frequent errors on test: true, predicted, count, share."""
+    matrix = record["confusion_matrix"]
+    rows = top_confusions(matrix["matrix"], matrix["labels"])
+    return pd.DataFrame(rows, columns=["true", "predicted", "count", "share_of_true"])
 
 
 def markdown(frame: pd.DataFrame, formats: dict[str, str]) -> str:
@@ -158,6 +173,11 @@ def render(
         (report / "per_class.md").write_text(markdown(table, scores) + "\n")
     if record and record.get("confusion_matrix"):
         plots.plot_confusion_matrix(record, report / "confusion_matrix.png")
+        confusions = confusions_table(record)
+        confusions.to_csv(report / "top_confusions.csv", index=False)
+        (report / "top_confusions.md").write_text(
+            markdown(confusions, {"share_of_true": "{:.4f}"}) + "\n"
+        )
     if boot:
         plots.plot_intervals(boot, report / "intervals.png")
     return report

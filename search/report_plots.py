@@ -21,9 +21,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import PowerNorm  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from search.confusion import shares  # noqa: E402
 from trainable.hyperparameters import hyperparameter_names  # noqa: E402
 
 STATUS_MARKERS = {"finished": "o", "stopped early": "v", "errored": "x", "unfinished": "s"}
@@ -142,20 +144,34 @@ def plot_intervals(boot: dict[str, Any], path: Path) -> None:
 
 
 def plot_confusion_matrix(record: dict[str, Any], path: Path) -> None:
-    """The exported model's counts on test: rows the true class, columns the predicted one."""
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    labels, matrix = record["confusion_matrix"]["labels"], record["confusion_matrix"]["matrix"]
-    side = max(4.5, 0.7 * len(labels) + 2.5)
-    fig, ax = plt.subplots(figsize=(side, side))
-    display = ConfusionMatrixDisplay(np.asarray(matrix, dtype=int), display_labels=labels)
-    rotation = "vertical" if len(labels) > 6 else "horizontal"
-    display.plot(ax=ax, values_format="d", cmap="Blues", colorbar=False, xticks_rotation=rotation)
+    """The exported model on test: rows the true class, columns the predicted one, each cell
+    coloured by its share of the true class, its count written where it fits the cell."""
+    labels = record["confusion_matrix"]["labels"]
+    counts = np.asarray(record["confusion_matrix"]["matrix"], dtype=int)
+    n, rates = len(labels), shares(counts)
+    cell = min(0.8, max(0.24, 9 / n))  # inches: 12 inches of matrix at 50 classes
+    font = min(10.0, cell * 72 * 0.45)  # points: a label fits its row
+    margin = max(len(label) for label in labels) * font * 0.6 / 72 + 1.0
+    side = cell * n + margin
+    fig, ax = plt.subplots(figsize=(max(7.0, side + 1.5), side + 1.0), layout="constrained")
+    # A square root stretches the small shares: one error in a hundred is visibly blue.
+    image = ax.imshow(rates, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1))
+    digits = len(str(counts.max()))
+    count_font = min(font, cell * 72 * 0.85 / (0.62 * digits))
+    if count_font >= 4.5:
+        for (i, j), count in np.ndenumerate(counts):
+            if count:
+                color = "white" if rates[i, j] > 0.4 else "black"
+                ax.text(j, i, count, ha="center", va="center", fontsize=count_font, color=color)
+    ax.set_xticks(range(n), labels, rotation=90 if n > 6 else 0, fontsize=font)
+    ax.set_yticks(range(n), labels, fontsize=font)
+    fig.colorbar(image, ax=ax, shrink=min(0.8, 6 / (cell * n)), label="share of the true class")
     trial = f" (trial {record['trial_id']})" if record.get("trial_id") else ""
     ax.set(
         xlabel="predicted class",
         ylabel="true class",
-        title=f"Confusion matrix on the test split\nof the exported model{trial}",
+        title=f"Confusion matrix of the exported model{trial} on the test split\n"
+        "colour: share of the true class (row); numbers: counts",
     )
     _save(fig, path)
 

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from search.cli import config_from_args, parse_args
+from search.data_phase import load_task
 from search.layout import BEST_MODEL
 from search.output import check_output_free, claim_output, disk_usage, mark_finished, read_search
 from search.summary import describe_task, print_summary
@@ -113,22 +114,6 @@ def close_abandoned(cfg: Config, search_name: str) -> None:
             f"and ran again as new trials: their MLflow runs end KILLED, tagged {ABANDONED_TAG}",
             flush=True,
         )
-
-
-def load_task(cfg: Config):
-    """The config resolved against the data (labels, positive class, metric), the text splits,
-    the tokenized ones, and the model's shape (what a trial's GPU memory depends on)."""
-    from search.gpu_share import ModelShape
-    from trainable import data, task
-    from trainable.model import check_remote_code, load_tokenizer, model_config, parameter_count
-
-    tokenizer = load_tokenizer(cfg.model)
-    check_remote_code(cfg.model)
-    texts = data.prepare(cfg.data, cfg.seed)
-    cfg = task.resolve(cfg, texts["train"].features[data.LABEL].names)
-    config = model_config(cfg.model, cfg.data.labels, tokenizer)
-    shape = ModelShape.of(config, parameter_count(cfg.model, config))
-    return cfg, texts, data.tokenize(texts, tokenizer, cfg.model.max_length), shape
 
 
 def sample_message(texts) -> str:

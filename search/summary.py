@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from search.confusion import top_confusions, worst_first
 from search.layout import BEST_MODEL, REPORT_DIR
 from trainable.config import Config
 from trainable.hyperparameters import describe
@@ -11,6 +12,7 @@ from trainable.hyperparameters import describe
 # Headline scores, in this order, where an evaluation has them (f1 and its kin: two classes).
 HEADLINE = ("loss", "accuracy", "f1", "precision", "recall", "macro_f1", "weighted_f1", "mcc")
 MATRIX_PRINTED_UP_TO = 10  # classes; beyond, the confusion matrix is only drawn
+PER_CLASS_PRINTED = 10  # beyond MATRIX_PRINTED_UP_TO classes, the worst; the report has all
 
 
 def describe_task(cfg: Config, counts: dict[str, int], labels_given: bool) -> str:
@@ -33,17 +35,34 @@ def headline(scores: dict[str, float], prefix: str) -> str:
 
 
 def per_class_lines(record: dict[str, Any]) -> list[str]:
+    """The per-class test scores, worst first (the worst few beyond MATRIX_PRINTED_UP_TO
+    classes), the most frequent confusions, and the matrix itself where it fits a terminal."""
+    scores = record["test_per_class"]
     width = max(8, *(len(label) for label in record["labels"]))
+    order = worst_first(scores)
+    shown = order if len(order) <= MATRIX_PRINTED_UP_TO else order[:PER_CLASS_PRINTED]
     lines = [
-        "  per class on test:",
+        "  per class on test, worst first:",
         f"    {'':<{width}} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}",
     ]
-    for label, s in record["test_per_class"].items():
+    for label in shown:
+        s = scores[label]
         lines.append(
             f"    {label:<{width}} {s['precision']:9.4f} {s['recall']:7.4f} {s['f1']:7.4f} "
             f"{s['support']:8d}"
         )
+    if len(shown) < len(order):
+        lines.append(f"    ... {len(order) - len(shown)} more classes in {REPORT_DIR}/per_class.md")
     labels, matrix = record["confusion_matrix"]["labels"], record["confusion_matrix"]["matrix"]
+    confusions = top_confusions(matrix, labels)
+    if confusions:
+        lines.append(
+            "  most frequent confusions on test (true -> predicted: count, share of true):"
+        )
+        lines += [
+            f"    {c['true']} -> {c['predicted']}: {c['count']} ({c['share_of_true']:.1%})"
+            for c in confusions
+        ]
     if len(labels) <= MATRIX_PRINTED_UP_TO:
         lines.append("  confusion matrix on test (rows: true class, columns: predicted)")
         cell = max(6, *(len(label) for label in labels)) + 1

@@ -34,6 +34,15 @@ def test_split_is_stratified_seeded_and_disjoint():
     assert other["test"]["text"] != splits["test"]["text"]
 
 
+@pytest.mark.parametrize("sizes", [{"test_size": 0.2}, {"train_size": 1000}])
+def test_the_split_picks_the_rows_datasets_train_test_split_picks(sizes):
+    ds = data.normalize(data.load_raw(DataConfig()), DataConfig())
+    ours = data.stratified_split(ds, seed=42, **sizes)
+    theirs = ds.train_test_split(stratify_by_column="label", seed=42, **sizes)
+    for name in ("train", "test"):
+        assert ours[name]["text"] == theirs[name]["text"]
+
+
 def test_tokenize_truncates_and_does_not_pad():
     from trainable.config import ModelConfig
     from trainable.model import load_tokenizer

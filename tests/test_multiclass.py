@@ -13,11 +13,13 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 from transformers import AutoModelForSequenceClassification, pipeline
 
+from search.confusion import top_confusions, worst_first
 from search.layout import RESULT_FILE
 from tests.conftest import TINY, run_cli
 from tests.records import assert_scalars_only
@@ -180,7 +182,17 @@ def test_outputs_carry_the_per_class_scores_and_names_fit_the_data(topic_search)
     assert "WINNER" not in log
     report = output / "report"
     assert (report / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
-    assert "per_class.csv" in {p.name for p in report.iterdir()}
+    # The per-class table worst first; the most frequent confusions in hpo_result.json, the
+    # report and the summary, as the test split's confusion matrix has them.
+    record = json.loads((output / "best_model" / RESULT_FILE).read_text())
+    per_class = pd.read_csv(report / "per_class.csv")
+    assert list(per_class["label"]) == worst_first(record["test_per_class"])
+    matrix = record["confusion_matrix"]["matrix"]
+    assert record["top_confusions"] == top_confusions(matrix, labels)
+    confusions = pd.read_csv(report / "top_confusions.csv", dtype={"true": str, "predicted": str})
+    assert confusions.to_dict("records") == record["top_confusions"]
+    for c in record["top_confusions"]:
+        assert f"    {c['true']} -> {c['predicted']}: {c['count']} (" in log
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{output / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("finetune-hpo")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

@@ -97,9 +97,9 @@ def test_status_follows_the_epochs_the_trial_ran():
     assert trial_status("PENDING", params, curve([])) == "not started"
 
 
-def test_per_class_table_holds_the_records_scores_in_label_order():
+def test_per_class_table_holds_the_records_scores_worst_first():
     table = per_class_table(RECORD)
-    assert list(table["label"]) == LABELS
+    assert list(table["label"]) == ["tech", "food", "sports"]
     for row in table.to_dict("records"):
         assert {k: row[k] for k in ("precision", "recall", "f1", "support")} == (
             RECORD["test_per_class"][row["label"]]
@@ -169,14 +169,22 @@ def test_the_report_adds_the_exported_models_scores(cfg):
     for name in ("history", "hyperparameters", "learning_curves", "importance"):
         png(folder / f"{name}.png")
     per_class = pd.read_csv(folder / "per_class.csv").set_index("label")
-    assert list(per_class.index) == LABELS
+    assert list(per_class.index) == ["tech", "food", "sports"]  # lowest F1 first
     for label, scores in RECORD["test_per_class"].items():
         assert per_class.loc[label].to_dict() == pytest.approx(scores)
     assert "| sports | 0.9677 | 0.9375 | 0.9524 | 32 |" in (folder / "per_class.md").read_text()
     png(folder / "confusion_matrix.png")
+    confusions = pd.read_csv(folder / "top_confusions.csv")
+    assert confusions.to_dict("records")[:2] == [
+        {"true": "tech", "predicted": "food", "count": 3, "share_of_true": pytest.approx(0.1071)},
+        {"true": "sports", "predicted": "tech", "count": 2, "share_of_true": 0.0625},
+    ]
+    assert len(confusions) == 4  # every cell off the diagonal that holds an error
+    assert "| tech | food | 3 | 0.1071 |" in (folder / "top_confusions.md").read_text()
 
     report.render(cfg, trials, None, None)  # no model exported: no stale model scores
     assert not (folder / "per_class.csv").exists()
+    assert not (folder / "top_confusions.csv").exists()
     assert not (folder / "confusion_matrix.png").exists()
 
 

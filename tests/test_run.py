@@ -33,7 +33,7 @@ def test_cli_prints_the_summary(tiny_search):
     assert "MLflow runs: open http://127.0.0.1:" in log
     assert "labels: ham, spam (2 classes, read from the data)" in log
     assert "ranking: validation f1 of spam (max), ties to the better loss" in log
-    assert "per class on test:" in log and "confusion matrix on test" in log
+    assert "per class on test, worst first:" in log and "confusion matrix on test" in log
     # The sample is a test message of the rarest class (spam), not a hard-coded text.
     sample = log.split("sample (a test message): ")[1].split(" -> ")[0].removesuffix("...")
     cfg = config_from_dict(json.loads((tiny_search / "search.json").read_text())["config"])
@@ -97,6 +97,30 @@ def test_best_model_loads_into_a_pipeline_alone(tiny_search):
     predictions = classify(["WINNER!! Claim your prize now", "see you at lunch"])
     assert {p["label"] for p in predictions} <= {"ham", "spam"}
     assert classify.model.config.id2label == {0: "ham", 1: "spam"}
+
+
+def test_the_exported_model_classifies_a_long_text_cut_at_the_trained_length(tiny_search):
+    from tokenizers import Tokenizer
+
+    from search.predict import predict
+
+    model_dir = tiny_search / "best_model"
+    trained_at = json.loads((tiny_search / "search.json").read_text())["config"]["model"]
+    long_text = " ".join(f"word{i % 300} reply" for i in range(1000))  # 2,000 words
+    classify = pipeline("text-classification", model=str(model_dir))
+    # transformers' pipeline truncates only when asked, so the README's example asks: without
+    # it a text longer than the model's positions fails. When a release truncates by default,
+    # this fails and the README's `truncation=True` can go.
+    with pytest.raises(RuntimeError, match="must match the size of tensor"):
+        classify(long_text)
+    assert classify(long_text, truncation=True)[0]["label"] in ("ham", "spam")
+    cut = classify.tokenizer(long_text, truncation=True)["input_ids"]
+    assert len(cut) == trained_at["max_length"] == 64
+    [prediction] = predict(model_dir, [long_text])
+    assert prediction.label in ("ham", "spam")
+    # The tokenizers library (and servers built on it) cut at the same length unasked.
+    backend = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    assert backend.encode(long_text).ids == cut
 
 
 def test_export_records_hyperparameters_validation_and_test_metrics(tiny_search):

@@ -11,6 +11,7 @@ from transformers import TrainerCallback
 from transformers.training_args import ParallelMode
 
 from trainable import predictions
+from trainable.data import token_lengths
 from trainable.metrics import ClassificationMetrics
 
 
@@ -49,7 +50,8 @@ class WorkCallback(TrainerCallback):
         if self.loop_started_at is not None and self.carried is None:
             self.work["loop_started_at"] = self.loop_started_at
             self.work["training_started_at"] = time.time()
-        self.tokens_per_epoch = sum(map(sum, train_dataloader.dataset["attention_mask"]))
+        # Unpadded, a message's tokens are its input_ids; read in one vectorised call.
+        self.tokens_per_epoch = sum(token_lengths(train_dataloader.dataset))
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.step_started = time.perf_counter()

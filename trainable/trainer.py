@@ -7,11 +7,15 @@ and checkpoint) only when the Trainer saves.
 
 from __future__ import annotations
 
+import datasets
+import torch
 from ray.train.huggingface.transformers import prepare_trainer
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from trainable.callbacks import FiniteLossCallback, SavePredictions
 from trainable.config import Config
+from trainable.data import LABEL, arrow_column, token_lengths
 from trainable.hyperparameters import training_arguments
 from trainable.loss import BalancedLoss
 from trainable.metrics import ClassificationMetrics
@@ -72,7 +76,8 @@ def build_trainer(
     metrics = ClassificationMetrics(labels, cfg.data.positive_label)
     if keep_predictions:
         callbacks = [*callbacks, SavePredictions(metrics)]
-    trainer = Trainer(
+    train_labels = arrow_column(splits["train"], LABEL).to_numpy() if weighted else None
+    trainer = LengthGroupedTrainer(
         model=model,
         args=build_training_args(cfg, hp, output_dir, per_epoch=evaluates),
         train_dataset=splits["train"],
@@ -80,7 +85,37 @@ def build_trainer(
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=metrics,
-        compute_loss_func=BalancedLoss(splits["train"]["label"], len(labels)) if weighted else None,
+        compute_loss_func=BalancedLoss(train_labels, len(labels)) if weighted else None,
         callbacks=[FiniteLossCallback(), *callbacks],
     )
     return prepare_trainer(trainer)
+
+
+class LengthGroupedTrainer(Trainer):
+    """The HF Trainer, its length-grouped samplers given each example's length in one
+    vectorised read. transformers 5 removes the columns the model does not take before its
+    samplers look for a `length` column, then measures every example in a Python loop: the
+    training split at each train() (each epoch of a search.repeats seed), the validation
+    split at every evaluation. The samplers, and so the batches, are transformers' own."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if not self._groups_by_length(dataset):
+            return super()._get_train_sampler(train_dataset)
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(batch, lengths=token_lengths(dataset))
+
+    def _get_eval_sampler(self, eval_dataset):
+        if not self._groups_by_length(eval_dataset):
+            return super()._get_eval_sampler(eval_dataset)
+        seed = self.args.seed if self.args.data_seed is None else self.args.data_seed
+        return LengthGroupedSampler(
+            self.args.eval_batch_size,
+            lengths=token_lengths(eval_dataset),
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    def _groups_by_length(self, dataset) -> bool:
+        return self.args.train_sampling_strategy == "group_by_length" and isinstance(
+            dataset, datasets.Dataset
+        )
