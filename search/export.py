@@ -21,6 +21,7 @@ from search.layout import RESULT_FILE
 from search.selection import BestTrial, metric_key
 from trainable.config import Config
 from trainable.metrics import ClassificationMetrics, predict_split
+from trainable.storage import stored_checkpoint, stored_uri
 
 if TYPE_CHECKING:
     from search.refit import Refit
@@ -38,7 +39,7 @@ def export_best(
 
     The weights are the refit's when there is one, else the best trial's best checkpoint."""
     model, tokenizer = load_checkpoint(
-        refit.checkpoint if refit else Checkpoint(best.checkpoint_path)
+        refit.checkpoint if refit else stored_checkpoint(best.checkpoint_path, cfg.storage_path)
     )
     labels = cfg.data.labels
     metrics = ClassificationMetrics(labels, cfg.data.positive_label)
@@ -61,7 +62,7 @@ def export_best(
         "mode": cfg.search.mode,
         "tie_breaker": cfg.search.tie_breaker and metric_key(cfg.search.tie_breaker),
         "model": cfg.model.name,
-        "checkpoint": best.checkpoint_path,
+        "checkpoint": stored_uri(best.checkpoint_path, cfg.storage_path),
         "refit": refit.details if refit else None,  # None: the weights are the checkpoint's
     }
     # Written beside the destination and renamed into place, so a failed export leaves no
@@ -99,7 +100,7 @@ def load_checkpoint(checkpoint: Checkpoint):
 
 def predict_checkpoint(checkpoint_path: str, cfg: Config, split) -> np.ndarray:
     """The classes a trial's checkpoint predicts for a tokenized split."""
-    model, tokenizer = load_checkpoint(Checkpoint(checkpoint_path))
+    model, tokenizer = load_checkpoint(stored_checkpoint(checkpoint_path, cfg.storage_path))
     metrics = ClassificationMetrics(cfg.data.labels, cfg.data.positive_label)
     batch = cfg.train.eval_batch_size
     return predict_split(model, tokenizer, split, batch, "test", metrics)[1]

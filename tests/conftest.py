@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,58 @@ def mlflow_server(tmp_path_factory):
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+S3_BUCKET = "finetune-hpo-tests"
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    url: str
+    env: dict[str, str]  # what the search's processes need to reach the endpoint
+    bucket: str = S3_BUCKET
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every object's key under `prefix` in the bucket, as S3 lists them."""
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.url, **_boto_credentials(self.env))
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def _boto_credentials(env: dict[str, str]) -> dict[str, str]:
+    return {
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+    }
+
+
+@pytest.fixture(scope="session")
+def s3() -> S3Endpoint:
+    """A real S3 endpoint on 127.0.0.1 (moto's server, in a thread of this process), holding
+    the bucket S3_BUCKET. A search reaches it as it would any S3-compatible store: through
+    AWS_ENDPOINT_URL and credentials in its environment (the planted secret key)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    (port,) = free_ports(1)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "finetune-hpo-tests",
+        "AWS_SECRET_ACCESS_KEY": PLANTED_ENV["AWS_SECRET_ACCESS_KEY"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance role to look for on loopback
+    }
+    boto3.client("s3", endpoint_url=url, **_boto_credentials(env)).create_bucket(Bucket=S3_BUCKET)
+    try:
+        yield S3Endpoint(url, env)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
