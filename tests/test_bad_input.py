@@ -121,6 +121,21 @@ def test_bad_data_is_refused(rows, overrides, words, tmp_path, spam_csv, capsys)
     _refuse(tmp_path, capsys, "--data", path, *overrides, words=words)
 
 
+def test_a_missing_s3_object_or_missing_credentials_are_refused(tmp_path, capsys, s3, monkeypatch):
+    import s3fs
+
+    s3.use(monkeypatch)
+    missing = f"s3://{s3.bucket}/data/none.parquet"
+    _refuse(tmp_path, capsys, "--data", missing, words=[missing, "does not exist"])
+    uri = s3.put("data/messages.csv", pd.DataFrame(_messages()).to_csv(index=False).encode())
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    s3fs.S3FileSystem.clear_instance_cache()  # the one above holds the credentials
+    _refuse(tmp_path, capsys, "--data", uri, words=[uri, "AWS_ACCESS_KEY_ID"])
+
+
 def test_unreachable_mlflow_and_ray_are_refused_before_training(tmp_path, capsys):
     _refuse(tmp_path, capsys, "--tracking-uri", "http://127.0.0.1:9",
             words=["MLflow", "--tracking-uri"])  # fmt: skip
