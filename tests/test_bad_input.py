@@ -59,6 +59,10 @@ CASES = {
     "epochs below 1": (["--set", "space.epochs=[0, 1]"], ["space.epochs"]),
     "trials below 1": (["--trials", "0"], ["--trials"]),
     "missing data file": (["--set", "data.source=/no/such/file.csv"], ["does not exist"]),
+    "storage URI options": (
+        ["--set", "storage=s3://b/p?endpoint_override=127.0.0.1:9000"],
+        ["AWS_ENDPOINT_URL"],
+    ),
     "bad override": (["--set", "search.trials"], ["key.sub=value"]),
     "initial point outside the space": (
         ["--set", "search.initial_points=[{learning_rate: 1.0, batch_size: 16, epochs: 1}]"],
