@@ -209,11 +209,11 @@ class ResumedSearch:
 
 @pytest.fixture(scope="session")
 def resumed_s3_search(tmp_path_factory, s3) -> ResumedSearch:
-    """The tiny search on s3://BUCKET/resumed with secrets planted in its environment (the
-    endpoint's secret key among them): the driver killed outright as the second trial starts
-    (its MLflow run exists, and Tune may not have saved that the trial does), resumed, stopped
-    with Ctrl-C once two trials have ended, and resumed to the end. Ray's temp folder is its
-    own, so a test can read its session logs."""
+    """The tiny search on s3://BUCKET/resumed, the first trial DEFAULTS_POINT, with secrets
+    planted in its environment (the endpoint's secret key among them): the driver killed
+    outright as the second trial starts (its MLflow run exists, and Tune may not have saved
+    that the trial does), resumed, stopped with Ctrl-C once two trials have ended, and resumed
+    to the end. Ray's temp folder is its own, so a test can read its session logs."""
     output = tmp_path_factory.mktemp("resumed") / "out"
     ray_tmp = Path(tempfile.mkdtemp(prefix="rays3", dir="/tmp"))
     env = {**PLANTED_ENV, **s3.env, "RAY_TMPDIR": str(ray_tmp), "TMPDIR": str(ray_tmp)}
@@ -221,7 +221,8 @@ def resumed_s3_search(tmp_path_factory, s3) -> ResumedSearch:
     trials = RESUMED_TRIALS
     proc = start_cli(
         "--config", str(TINY), "--trials", str(trials), "--output", str(output),
-        "--set", "space.epochs=[2]", "--set", f"storage={storage}", env=env,
+        "--set", "space.epochs=[2]", "--set", f"storage={storage}",
+        "--set", f"search.initial_points=[{DEFAULTS_POINT}]", env=env,
     )  # fmt: skip
     wait_for(proc, f"1/{trials} done", f"trial 2/{trials} (", "started")
     os.kill(proc.pid, signal.SIGKILL)

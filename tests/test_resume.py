@@ -47,6 +47,7 @@ def test_a_killed_then_interrupted_search_on_s3_resumes_to_exactly_the_requested
     assert_records_agree(output)
     exported = json.loads((output / "best_model" / RESULT_FILE).read_text())
     assert exported["checkpoint"].startswith(f"{search.storage}/{record['name']}/checkpoints/")
+    assert exported["gain_over_defaults"] is not None  # the defaults' checkpoint, from the bucket
 
     again = run_cli("--resume", str(output), env=s3.env)
     assert again.returncode == 0
