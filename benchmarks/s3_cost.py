@@ -4,8 +4,8 @@ request counted by kind of object, against what the bucket holds at the end.
 
 Tune saves its experiment state (which trials exist, the searcher's state) every
 TUNE_GLOBAL_CHECKPOINT_S seconds, 1 in this project (search/tuner.py), and uploads it with every
-trial's record each time; --checkpoint-s runs the same search with each period, all at once
-(side by side on the same machine and endpoint, each with its own Ray).
+trial's record each time; --checkpoint-s runs the same search with each period, one after the
+other (two at once did not start on a loaded 2-core machine: Ray's node start-up timed out).
 
     python -m benchmarks.s3_cost --checkpoint-s 1 10
 
@@ -21,7 +21,6 @@ import os
 import re
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmarks.hpo import run_search
@@ -164,9 +163,7 @@ def main() -> None:
     os.environ.update(env)
     client = boto3.client("s3")
     client.create_bucket(Bucket=BUCKET)
-    # Side by side: the searches run at once, on the same machine and endpoint.
-    with ThreadPoolExecutor(len(args.checkpoint_s)) as pool:
-        rows = list(pool.map(lambda s: measure(args.out, s, client, counted), args.checkpoint_s))
+    rows = [measure(args.out, seconds, client, counted) for seconds in args.checkpoint_s]
     server.shutdown()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "s3_cost.json").write_text(json.dumps(rows, indent=2) + "\n")
