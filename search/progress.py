@@ -103,5 +103,5 @@ def _error_line(trial) -> str:
     except Exception:  # the error file may not be written yet
         text = None
     if text is None:
-        return "see the trial's error.txt under the search's ray_results"
+        return "see the trial's error.txt in the search's folder on storage"
     return last_line(text)

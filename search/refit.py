@@ -22,6 +22,7 @@ from search.placement import clear_left_behind, watching
 from search.selection import BestTrial
 from trainable.errors import first_line, last_line
 from trainable.hyperparameters import describe
+from trainable.storage import stored_uri
 from trainable.trial import TrialSetup, fit, train_run
 from trainable.work import Mode, Work
 
@@ -69,7 +70,7 @@ def refit_best(best: BestTrial, setup: TrialSetup, splits: DatasetDict) -> Refit
         "epochs": best.epoch,
         **{k: result.metrics[k] for k in WORKER_DETAILS if k in result.metrics},
         "time_s": round(time.monotonic() - started, 1),
-        "checkpoint": result.checkpoint.path,
+        "checkpoint": stored_uri(result.checkpoint.path, setup.config.storage_path),
     }
     print(f"refit done in {details['time_s']:.0f} s", flush=True)
     return Refit(result.checkpoint, details)

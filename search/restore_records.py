@@ -8,7 +8,8 @@ from pathlib import Path
 from ray.air.constants import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
 from ray.tune import Callback
 
-from trainable.tune_record import complete_lines, stored_text
+from trainable.storage import stored_text
+from trainable.tune_record import complete_lines
 
 
 class RestoreRecords(Callback):

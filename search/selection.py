@@ -12,13 +12,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.fs
 from ray.tune import ResultGrid
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from trainable.config import Config, SearchConfig
 from trainable.hyperparameters import hyperparameter_names
 from trainable.metrics import METRIC_MODES
+from trainable.storage import exists, resolve
 
 
 def metric_key(name: str) -> str:
@@ -72,6 +72,7 @@ class BestTrial:
 def find_best(results: ResultGrid, cfg: Config) -> BestTrial | None:
     """The best epoch of any trial whose checkpoint still exists; None when no trial reported."""
     ranking = Ranking.of(cfg.search)
+    fs, _ = resolve(cfg.storage_path)
     candidates = [
         (key, result, row)
         for result in results
@@ -80,7 +81,7 @@ def find_best(results: ResultGrid, cfg: Config) -> BestTrial | None:
     ]
     candidates.sort(key=lambda item: item[0], reverse=True)
     for _, result, row in candidates:
-        if _exists(row[CHECKPOINT_PATH_KEY]):
+        if exists(fs, row[CHECKPOINT_PATH_KEY]):
             return BestTrial(
                 trial_id=result.metrics.get("trial_id", ""),
                 hyperparameters={k: result.config[k] for k in hyperparameter_names()},
@@ -116,11 +117,3 @@ def _finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
-
-
-def _exists(uri: str) -> bool:
-    try:
-        fs, path = pyarrow.fs.FileSystem.from_uri(uri)
-    except pyarrow.ArrowInvalid:
-        fs, path = pyarrow.fs.LocalFileSystem(), uri
-    return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -88,6 +91,160 @@ def mlflow_server(tmp_path_factory):
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+S3_BUCKET = "finetune-hpo-tests"
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    url: str
+    env: dict[str, str]  # what the search's processes need to reach the endpoint
+    bucket: str = S3_BUCKET
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, **_boto_credentials(self.env))
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every object's key under `prefix` in the bucket, as S3 lists them."""
+        pages = self.client().get_paginator("list_objects_v2")
+        pages = pages.paginate(Bucket=self.bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    def put(self, key: str, body: bytes) -> str:
+        """Uploads `body` as `key`; returns its s3:// URI."""
+        self.client().put_object(Bucket=self.bucket, Key=key, Body=body)
+        return f"s3://{self.bucket}/{key}"
+
+    def use(self, monkeypatch) -> None:
+        """This process reaches the endpoint, as the search's processes do."""
+        for name, value in self.env.items():
+            monkeypatch.setenv(name, value)
+
+
+def _boto_credentials(env: dict[str, str]) -> dict[str, str]:
+    return {
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+    }
+
+
+@pytest.fixture(scope="session")
+def s3() -> S3Endpoint:
+    """A real S3 endpoint on 127.0.0.1 (moto's server, in a thread of this process), holding
+    the bucket S3_BUCKET. A search reaches it as it would any S3-compatible store: through
+    AWS_ENDPOINT_URL and credentials in its environment (the planted secret key)."""
+    from moto.server import ThreadedMotoServer
+
+    (port,) = free_ports(1)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "finetune-hpo-tests",
+        "AWS_SECRET_ACCESS_KEY": PLANTED_ENV["AWS_SECRET_ACCESS_KEY"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance role to look for on loopback
+    }
+    endpoint = S3Endpoint(url, env)
+    endpoint.client().create_bucket(Bucket=S3_BUCKET)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`python -m search.run ...` started in the background, its output read as it comes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "search.run", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def wait_for(proc: subprocess.Popen, *texts: str, timeout: float = 600) -> None:
+    """Reads the search's output until each text has appeared, in order."""
+    deadline = time.monotonic() + timeout
+    pending = list(texts)
+    for line in proc.stdout:
+        while pending and pending[0] in line:
+            pending.pop(0)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    pytest.fail(f"never saw {pending[0]!r}: {proc.stderr.read()[-3000:]}")
+
+
+def trial_runs(output: Path) -> list:
+    """The MLflow runs of the trials of the search in `output` (its own SQLite store)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{output / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("finetune-hpo")
+    return client.search_runs([experiment.experiment_id], "tags.trial_name != ''")
+
+
+def ended_trials(output: Path) -> set[str]:
+    return {run.data.tags["trial_name"] for run in trial_runs(output) if run.info.end_time}
+
+
+RESUMED_TRIALS = 3  # one ends before the kill, one before the Ctrl-C, the last after both resumes
+
+
+@dataclass
+class ResumedSearch:
+    """What a user saw of a search on S3 storage that was killed, resumed, stopped with
+    Ctrl-C and resumed again; its output folder and Ray's temp folder."""
+
+    output: Path
+    ray_tmpdir: Path
+    storage: str
+    ended_after_kill: set[str]
+    interrupted: subprocess.CompletedProcess
+    ended_after_interrupt: set[str]
+    resumed: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def resumed_s3_search(tmp_path_factory, s3) -> ResumedSearch:
+    """The tiny search on s3://BUCKET/resumed, the first trial DEFAULTS_POINT, with secrets
+    planted in its environment (the endpoint's secret key among them): the driver killed
+    outright as the second trial starts (its MLflow run exists, and Tune may not have saved
+    that the trial does), resumed, stopped with Ctrl-C once two trials have ended, and resumed
+    to the end. Ray's temp folder is its own, so a test can read its session logs."""
+    output = tmp_path_factory.mktemp("resumed") / "out"
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rays3", dir="/tmp"))
+    env = {**PLANTED_ENV, **s3.env, "RAY_TMPDIR": str(ray_tmp), "TMPDIR": str(ray_tmp)}
+    storage = f"s3://{s3.bucket}/resumed"
+    trials = RESUMED_TRIALS
+    proc = start_cli(
+        "--config", str(TINY), "--trials", str(trials), "--output", str(output),
+        "--set", "space.epochs=[2]", "--set", f"storage={storage}",
+        "--set", f"search.initial_points=[{DEFAULTS_POINT}]", env=env,
+    )  # fmt: skip
+    wait_for(proc, f"1/{trials} done", f"trial 2/{trials} (", "started")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    after_kill = ended_trials(output)
+
+    proc = start_cli("--resume", str(output), env=env)
+    wait_for(proc, f"2/{trials} done")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    interrupted = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    after_interrupt = ended_trials(output)
+
+    resumed = run_cli("--resume", str(output), env=env)
+    yield ResumedSearch(output, ray_tmp, storage, after_kill, interrupted, after_interrupt, resumed)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

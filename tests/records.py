@@ -9,19 +9,21 @@ from pathlib import Path
 
 import mlflow
 import optuna
+import pyarrow.fs
 import pytest
 
 from search.layout import OPTUNA_DB, SEARCH_FILE, STUDY_NAME
 from search.tracking import ABANDONED_TAG
 from trainable.hyperparameters import hyperparameter_names
+from trainable.storage import resolve, stored_text
 
 
 def assert_records_agree(output: Path, tracking_uri: str | None = None) -> None:
     search = json.loads((output / SEARCH_FILE).read_text())
     cfg = search["config"]
     metric = f"eval_{cfg['search']['metric']}"
-    storage = Path(cfg["storage"] or output / "ray_results")
-    tune = _tune_trials(storage / search["name"], metric)
+    fs, storage = resolve(cfg["storage"] or str(output / "ray_results"))
+    tune = _tune_trials(fs, f"{storage}/{search['name']}", metric)
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri or f"sqlite:///{output / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(cfg["tracking"]["experiment"])
@@ -51,18 +53,21 @@ def assert_records_agree(output: Path, tracking_uri: str | None = None) -> None:
     assert len(study.trials) - len(matched) == len(runs) - len(kept)
 
 
-def _tune_trials(experiment: Path, metric: str) -> dict[str, dict]:
-    """Trial id → its hyperparameters and its score per epoch, from Tune's result files."""
+def _tune_trials(fs: pyarrow.fs.FileSystem, experiment: str, metric: str) -> dict[str, dict]:
+    """Trial id → its hyperparameters and its score per epoch, from Tune's result files on
+    the search's storage."""
     trials = {}
-    for params_file in experiment.glob("run_trial_*/params.json"):
-        params = json.loads(params_file.read_text())
-        result_file = params_file.parent / "result.json"
-        rows = result_file.read_text().splitlines() if result_file.is_file() else []
+    for folder in fs.get_file_info(pyarrow.fs.FileSelector(experiment)):
+        params = stored_text(fs, f"{folder.path}/params.json")
+        if not folder.base_name.startswith("run_trial_") or params is None:
+            continue
+        params = json.loads(params)
+        rows = (stored_text(fs, f"{folder.path}/result.json") or "").splitlines()
         results = [json.loads(row) for row in rows if row.strip()]
-        trial_id = params_file.parent.name.split("_")[2]
+        trial_id = folder.base_name.split("_")[2]
         epochs = [r["training_iteration"] for r in results]
         # A trial resumed after the driver went keeps its record: each epoch once, in order.
-        assert epochs == list(range(1, len(epochs) + 1)), f"{result_file}: epochs {epochs}"
+        assert epochs == list(range(1, len(epochs) + 1)), f"{folder.path}: epochs {epochs}"
         scores = {r["training_iteration"]: r[metric] for r in results if metric in r}
         trials[trial_id] = {"params": params, "scores": scores}
     return trials

@@ -59,6 +59,10 @@ CASES = {
     "epochs below 1": (["--set", "space.epochs=[0, 1]"], ["space.epochs"]),
     "trials below 1": (["--trials", "0"], ["--trials"]),
     "missing data file": (["--set", "data.source=/no/such/file.csv"], ["does not exist"]),
+    "storage URI options": (
+        ["--set", "storage=s3://b/p?endpoint_override=127.0.0.1:9000"],
+        ["AWS_ENDPOINT_URL"],
+    ),
     "bad override": (["--set", "search.trials"], ["key.sub=value"]),
     "initial point outside the space": (
         ["--set", "search.initial_points=[{learning_rate: 1.0, batch_size: 16, epochs: 1}]"],
@@ -119,6 +123,21 @@ def test_bad_data_is_refused(rows, overrides, words, tmp_path, spam_csv, capsys)
     if not rows:
         (tmp_path / "empty.csv").write_text("text,label\n")
     _refuse(tmp_path, capsys, "--data", path, *overrides, words=words)
+
+
+def test_a_missing_s3_object_or_missing_credentials_are_refused(tmp_path, capsys, s3, monkeypatch):
+    import s3fs
+
+    s3.use(monkeypatch)
+    missing = f"s3://{s3.bucket}/data/none.parquet"
+    _refuse(tmp_path, capsys, "--data", missing, words=[missing, "does not exist"])
+    uri = s3.put("data/messages.csv", pd.DataFrame(_messages()).to_csv(index=False).encode())
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    s3fs.S3FileSystem.clear_instance_cache()  # the one above holds the credentials
+    _refuse(tmp_path, capsys, "--data", uri, words=[uri, "AWS_ACCESS_KEY_ID"])
 
 
 def test_unreachable_mlflow_and_ray_are_refused_before_training(tmp_path, capsys):

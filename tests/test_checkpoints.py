@@ -2,38 +2,61 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pyarrow.fs
+import pytest
+
 from search.checkpoints import CheckpointPruner
 from search.selection import Ranking
+from trainable.storage import resolve
 
 
 def _trial(storage, trial_id, scores, metric="eval_f1", config=None):
     """A trial and its results, one per epoch; each result's checkpoint folder is written as
-    the result is read, as Ray Train persists a checkpoint before reporting it. A score is a
-    metric value or a (metric, loss) pair."""
+    the result is read, as Ray Train persists a checkpoint before reporting it, and named as
+    Ray reports it: by its path on the storage's filesystem (bucket and key on S3). A score is
+    a metric value or a (metric, loss) pair."""
+    fs, root = resolve(str(storage))
 
     def results():
         for epoch, score in enumerate(scores, start=1):
-            path = storage / trial_id / f"checkpoint_{epoch}"
-            (path / "checkpoint").mkdir(parents=True)
-            (path / "checkpoint" / "model.safetensors").write_bytes(b"x")
+            path = f"{root}/{trial_id}/checkpoint_{epoch}"
+            fs.create_dir(f"{path}/checkpoint")
+            with fs.open_output_stream(f"{path}/checkpoint/model.safetensors") as out:
+                out.write(b"x")
             value, loss = score if isinstance(score, tuple) else (score, 0.1)
-            yield {"eval_loss": loss, metric: value, "checkpoint_path": str(path)}
+            yield {"eval_loss": loss, metric: value, "checkpoint_path": path}
 
     return SimpleNamespace(trial_id=trial_id, config=config or {}), results()
 
 
 def _left(storage):
-    return sorted(p.relative_to(storage).as_posix() for p in storage.glob("*/checkpoint_*"))
+    fs, root = resolve(str(storage))
+    found = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True))
+    return sorted(
+        info.path.removeprefix(f"{root}/")
+        for info in found
+        if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("checkpoint_")
+    )
 
 
-def test_ended_trials_keep_their_best_checkpoint_and_only_the_top_trials_keep_any(tmp_path):
-    pruner = CheckpointPruner(str(tmp_path), Ranking("f1", "max"), keep_top_trials=2)
+@pytest.fixture(params=["local", "s3"])
+def storage(request, tmp_path, monkeypatch):
+    """A folder, or a prefix in the loopback S3 bucket."""
+    if request.param == "local":
+        return str(tmp_path)
+    s3 = request.getfixturevalue("s3")
+    s3.use(monkeypatch)
+    return f"s3://{s3.bucket}/pruner/{tmp_path.name}"
+
+
+def test_ended_trials_keep_their_best_checkpoint_and_only_the_top_trials_keep_any(storage):
+    pruner = CheckpointPruner(storage, Ranking("f1", "max"), keep_top_trials=2)
     for trial_id, scores in [("a", [0.5, 0.9, 0.7]), ("b", [0.6]), ("c", [0.8, 0.95])]:
-        trial, results = _trial(tmp_path, trial_id, scores)
+        trial, results = _trial(storage, trial_id, scores)
         for result in results:
             pruner.on_trial_result(0, [], trial, result)
         pruner.on_trial_complete(0, [], trial)
-    assert _left(tmp_path) == ["a/checkpoint_2", "c/checkpoint_2"]
+    assert _left(storage) == ["a/checkpoint_2", "c/checkpoint_2"]
 
 
 def test_running_trials_are_never_touched_and_min_mode_ranks_low_first(tmp_path):

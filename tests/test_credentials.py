@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -137,18 +138,30 @@ def files_under(folder: Path):
                 yield path
 
 
+def leaks_in(stored: Iterable[tuple[str, bytes]], searched: set[str]) -> list[str]:
+    """`secret in place` for each planted secret found in the (place, content) pairs; adds each
+    place's base name to `searched`."""
+    leaks = []
+    for place, data in stored:
+        searched.add(place.rsplit("/", 1)[-1])
+        leaks += [f"{name} in {place}" for name, s in SECRETS.items() if s.encode() in data]
+    return leaks
+
+
+def files_in(*folders: Path) -> Iterator[tuple[str, bytes]]:
+    for folder in folders:
+        for path in files_under(folder):
+            yield str(path), path.read_bytes()
+
+
 def test_planted_secrets_appear_nowhere(tiny_search, mlflow_server, ray_tmpdir):
     """Tokens planted in the environment and a password in --tracking-uri reach no file the
     search or the MLflow server wrote, no Ray session log, not the CLI's output (cli.log), and no
     MLflow param, tag or model version."""
     import mlflow
 
-    leaks, searched = [], set()
-    for folder in (tiny_search, mlflow_server[1], ray_tmpdir):
-        for path in files_under(folder):
-            data = path.read_bytes()
-            searched.add(path.name)
-            leaks += [f"{name} in {path}" for name, s in SECRETS.items() if s.encode() in data]
+    searched = set()
+    leaks = leaks_in(files_in(tiny_search, mlflow_server[1], ray_tmpdir), searched)
     client = mlflow.MlflowClient(tracking_uri=mlflow_server[0])
     recorded = [
         repr(run)  # its info, params, tags and metrics, as the server answers them
@@ -162,13 +175,36 @@ def test_planted_secrets_appear_nowhere(tiny_search, mlflow_server, ray_tmpdir):
     ]
     # The grep reached every place a leak was seen: the console, the search record, Tune's
     # experiment, the search run's config artifact, the server's store, Ray's runtime env agent.
-    reached = {
-        "cli.log",
-        "search.json",
-        "tuner.pkl",
-        "config.json",
-        "mlflow.db",
-        "runtime_env_agent.log",
-    }
+    reached = {"cli.log", "search.json", "tuner.pkl", "config.json", "mlflow.db"}
+    assert_no_leaks(leaks, searched, reached | {"runtime_env_agent.log"})
+
+
+def test_the_s3_secret_key_reaches_no_object_file_or_log_with_s3_storage(resumed_s3_search, s3):
+    """The secret key a search on S3 storage signs every request with (planted in its
+    environment, as Tune hands it to every trial) is in no object of the bucket, no file of the
+    output folder, and no log or file of Ray's sessions, through a kill and two resumes."""
+    search = resumed_s3_search
+    client = s3.client()
+    prefix = search.storage.removeprefix(f"s3://{s3.bucket}/")
+    objects = (
+        (key, client.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
+        for key in s3.keys(prefix)
+    )
+    searched = set()
+    console = [
+        ("the console", (p.stdout + p.stderr).encode())
+        for p in (search.interrupted, search.resumed)
+    ]
+    leaks = leaks_in(objects, searched) + leaks_in(
+        [*files_in(search.output, search.ray_tmpdir), *console], searched
+    )
+    # Reached: Tune's pickled tuner and trial parameters and its record in the bucket, the
+    # checkpoints, the search record, and the log of Ray's runtime env agent.
+    reached = {"tuner.pkl", "params.pkl", "result.json", "model.safetensors", "search.json"}
+    assert_no_leaks(leaks, searched, reached | {"runtime_env_agent.log"})
+
+
+def assert_no_leaks(leaks: list[str], searched: set[str], reached: set[str]) -> None:
+    """No secret found, in a search that reached every place named in `reached`."""
     assert reached <= searched, reached - searched
     assert not leaks, "\n".join(leaks)

@@ -82,6 +82,23 @@ def test_local_files_with_custom_columns(tmp_path, suffix):
     assert sum(splits["test"]["label"]) == 4  # 20% of 20 spam, stratified
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_files_in_an_s3_bucket_read_as_local_ones(tmp_path, suffix, s3, monkeypatch):
+    frame = pd.DataFrame(_rows())
+    local = tmp_path / f"messages{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(local, index=False)
+    else:
+        frame.to_parquet(local)
+    uri = s3.put(f"data/messages{suffix}", local.read_bytes())
+    s3.use(monkeypatch)
+    columns = {"text_column": "message", "label_column": "kind"}
+    stored = data.prepare(DataConfig(source=uri, **columns), seed=0)
+    from_disk = data.prepare(DataConfig(source=str(local), **columns), seed=0)
+    assert sum(len(split) for split in stored.values()) == 100
+    assert stored["test"]["text"] == from_disk["test"]["text"]
+
+
 def test_integer_labels_are_ids(tmp_path):
     path = tmp_path / "ids.csv"
     pd.DataFrame(

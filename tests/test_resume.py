@@ -1,91 +1,42 @@
 """An interrupted search (the driver killed outright, or Ctrl-C) finishes with --resume: exactly
 the requested trials, every finished trial kept, one finished MLflow run per trial, nothing left
-running in MLflow or the study, and the export."""
+running in MLflow or the study, and the export. The search keeps its Tune state and
+checkpoints in an S3 bucket (the loopback endpoint of tests/conftest.py), as a cluster's does."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import mlflow
 import optuna
-import pytest
 
-from search.layout import OPTUNA_DB, STUDY_NAME
+from search.layout import OPTUNA_DB, RESULT_FILE, STUDY_NAME
 from search.tracking import ABANDONED_TAG
-from tests.conftest import ROOT, TINY, run_cli
+from tests.conftest import RESUMED_TRIALS, TINY, run_cli, trial_runs
 from tests.records import assert_records_agree
 
-TRIALS = 3  # one ends before the kill, one before the Ctrl-C, the last after both resumes
 
+def test_a_killed_then_interrupted_search_on_s3_resumes_to_exactly_the_requested_trials(
+    resumed_s3_search, s3, monkeypatch
+):
+    search, trials = resumed_s3_search, RESUMED_TRIALS
+    s3.use(monkeypatch)  # the records are read from the bucket
+    output = search.output
+    assert len(search.ended_after_kill) == 1
+    interrupted = search.interrupted
+    assert interrupted.returncode == 130, interrupted.stderr[-3000:]
+    assert f"--resume {output}" in interrupted.stderr
+    assert len(search.ended_after_interrupt) >= 2
 
-def _start(*args: str):
-    return subprocess.Popen(
-        [sys.executable, "-m", "search.run", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def _wait_for(proc, *texts: str, timeout: float = 600) -> None:
-    """Reads the search's output until each text has appeared, in order."""
-    deadline = time.monotonic() + timeout
-    pending = list(texts)
-    for line in proc.stdout:
-        while pending and pending[0] in line:
-            pending.pop(0)
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            break
-    proc.kill()
-    pytest.fail(f"never saw {pending[0]!r}: {proc.stderr.read()[-3000:]}")
-
-
-def _trial_runs(output) -> list:
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{output / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("finetune-hpo")
-    return client.search_runs([experiment.experiment_id], "tags.trial_name != ''")
-
-
-def _ended_trials(output) -> set[str]:
-    return {run.data.tags["trial_name"] for run in _trial_runs(output) if run.info.end_time}
-
-
-def test_a_killed_then_interrupted_search_resumes_to_exactly_the_requested_trials(tmp_path):
-    output = tmp_path / "out"
-    proc = _start("--config", str(TINY), "--trials", str(TRIALS), "--output", str(output),
-                  "--set", "space.epochs=[2]")  # fmt: skip
-    # Killed outright as the second trial starts: its MLflow run exists, and Tune may not have
-    # saved that the trial does.
-    _wait_for(proc, f"1/{TRIALS} done", f"trial 2/{TRIALS} (", "started")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
-    ended = _ended_trials(output)
-    assert len(ended) == 1
-
-    # Resumed, then stopped with Ctrl-C once it counts two trials ended (the first included).
-    proc = _start("--resume", str(output))
-    _wait_for(proc, f"2/{TRIALS} done")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err[-3000:]
-    assert f"--resume {output}" in err
-    ended = _ended_trials(output)
-    assert len(ended) >= 2
-
-    resumed = run_cli("--resume", str(output))
+    resumed = search.resumed
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert f"search finished: {TRIALS} trials" in resumed.stdout
-    search = json.loads((output / "search.json").read_text())
-    assert search["finished"]["trials"] == TRIALS
-    runs = _trial_runs(output)
+    assert f"search finished: {trials} trials" in resumed.stdout
+    record = json.loads((output / "search.json").read_text())
+    assert record["finished"]["trials"] == trials
+    runs = trial_runs(output)
     finished = [run.data.tags["trial_name"] for run in runs if run.info.status == "FINISHED"]
-    assert len(finished) == TRIALS == len(set(finished)), finished  # none lost, none twice
-    assert ended <= set(finished)
+    assert len(finished) == trials == len(set(finished)), finished  # none lost, none twice
+    assert search.ended_after_interrupt <= set(finished)
     # A trial Tune never saved ran again as a new one; its run is ended and says why.
     others = [run for run in runs if run.info.status != "FINISHED"]
     assert all(r.info.status == "KILLED" and ABANDONED_TAG in r.data.tags for r in others)
@@ -94,10 +45,45 @@ def test_a_killed_then_interrupted_search_resumes_to_exactly_the_requested_trial
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
     assert (output / "best_model" / "model.safetensors").is_file()
     assert_records_agree(output)
+    exported = json.loads((output / "best_model" / RESULT_FILE).read_text())
+    assert exported["checkpoint"].startswith(f"{search.storage}/{record['name']}/checkpoints/")
+    assert exported["gain_over_defaults"] is not None  # the defaults' checkpoint, from the bucket
 
-    again = run_cli("--resume", str(output))
+    again = run_cli("--resume", str(output), env=s3.env)
     assert again.returncode == 0
     assert "already finished" in again.stdout and "nothing to do" in again.stdout
+
+
+def test_an_s3_search_keeps_its_checkpoints_and_tune_state_in_the_bucket(resumed_s3_search, s3):
+    """Every trial's best checkpoint, Tune's experiment state and every trial's record are in
+    the bucket; nothing of Tune's is only on the local disk."""
+    search = resumed_s3_search
+    name = json.loads((search.output / "search.json").read_text())["name"]
+    prefix = f"{search.storage.removeprefix(f's3://{s3.bucket}/')}/{name}/"
+    keys = [key.removeprefix(prefix) for key in s3.keys(prefix)]
+    runs = trial_runs(search.output)
+    finished = [run.data.tags["trial_name"] for run in runs if run.info.status == "FINISHED"]
+    assert len(finished) == RESUMED_TRIALS
+    for trial_id in (trial_name.split("_")[2] for trial_name in finished):
+        checkpoints = {  # folders, not Train's checkpoint_manager_snapshot.json beside them
+            key.split("/")[2]
+            for key in keys
+            if key.startswith(f"checkpoints/{trial_id}/checkpoint_") and key.count("/") > 2
+        }
+        assert len(checkpoints) == 1, (trial_id, checkpoints)  # its best, pruned in the bucket
+        (folder,) = {key.split("/")[0] for key in keys if key.startswith(f"run_trial_{trial_id}")}
+        assert {"params.json", "result.json", "progress.csv"} <= {
+            key.split("/")[1] for key in keys if key.startswith(f"{folder}/")
+        }
+    assert any(key.startswith("experiment_state-") for key in keys)
+    assert any(key.startswith("searcher-state-") for key in keys)
+    assert "tuner.pkl" in keys
+    # What Tune wrote on the driver's disk was uploaded; no ray_results beside the search.
+    staged = search.ray_tmpdir / "ray" / "session_latest" / "artifacts"
+    (driver,) = staged.glob(f"*/{name}/driver_artifacts")
+    local = {p.relative_to(driver).as_posix() for p in driver.rglob("*") if p.is_file()}
+    assert local and local <= set(keys), local - set(keys)
+    assert not (search.output / "ray_results").exists()
 
 
 def test_resume_refuses_a_folder_without_a_search_and_config_changes(tmp_path):

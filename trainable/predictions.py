@@ -16,6 +16,8 @@ import io
 import numpy as np
 import pyarrow.fs
 
+from trainable.storage import exists, resolve
+
 FOLDER = "predictions"
 
 
@@ -55,10 +57,9 @@ def read(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(references, predictions) of a trial's evaluation at `epoch`; None without its file.
     `checkpoint_storage`: the search's, where each trial's Train run has its folder."""
-    run = f"{checkpoint_storage.rstrip('/')}/{trial_id}"
-    fs, run_dir = pyarrow.fs.FileSystem.from_uri(run if "://" in run else f"file://{run}")
+    fs, run_dir = resolve(f"{checkpoint_storage.rstrip('/')}/{trial_id}")
     path = f"{run_dir}/{relative_path(epoch)}"
-    if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
+    if not exists(fs, path):
         return None
     with fs.open_input_stream(path) as stream:
         return decode(stream.readall())

@@ -18,6 +18,8 @@ from ray.air.constants import EXPR_RESULT_FILE
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY, TuneReportCallback
 from ray.tune.result import TRAINING_ITERATION
 
+from trainable.storage import resolve, stored_text
+
 
 class EpochReport(TuneReportCallback):
     """`TuneReportCallback` with each report numbered by its epoch (Tune keeps a report's own
@@ -77,8 +79,7 @@ def _train_reports(checkpoint_storage: str, run_name: str) -> list[dict]:
     """The metrics of each checkpoint of the Train run `run_name`, with the checkpoint's path as
     TuneReportCallback adds it; none for a run not started. A snapshot in a shape this code does
     not know (a Ray upgrade) stops the trial rather than resume it without its epochs."""
-    run = _uri(f"{checkpoint_storage.rstrip('/')}/{run_name}")
-    fs, run_dir = pyarrow.fs.FileSystem.from_uri(run)
+    fs, run_dir = resolve(f"{checkpoint_storage.rstrip('/')}/{run_name}")
     text = stored_text(fs, f"{run_dir}/{TRAIN_SNAPSHOT}")
     if not text:
         return []
@@ -105,18 +106,7 @@ def recorded_results(fs: pyarrow.fs.FileSystem, trial_fs_path: str) -> list[dict
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def stored_text(fs: pyarrow.fs.FileSystem, path: str) -> str | None:
-    if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
-        return None
-    with fs.open_input_stream(path) as stream:
-        return stream.readall().decode("utf-8")
-
-
 def complete_lines(text: str) -> str:
     """`text` up to its last newline: Tune copies a trial's files to storage while it writes
     them, so a stored copy can end in a row cut short."""
     return text[: text.rfind("\n") + 1]
-
-
-def _uri(path: str) -> str:
-    return path if "://" in path else f"file://{path}"
