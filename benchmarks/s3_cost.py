@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.hpo import run_search
 from benchmarks.layout import RESULTS, WORK
-from search.cluster import free_ports
+from search.connect import free_ports
 
 BUCKET = "finetune-hpo-bench"
 KINDS = {  # the first pattern a key matches names its kind
