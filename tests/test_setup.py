@@ -68,6 +68,8 @@ def test_every_dependency_is_bounded_below_its_next_major_and_pinned_inside_its_
     pins = _constraints()
     for requirement in _declared():
         name = canonicalize_name(requirement.name)
+        if name == "finetune-hpo":  # an extra of this project naming another
+            continue
         assert any(s.operator == "<" for s in requirement.specifier), (
             f"pyproject.toml: {requirement} has no upper bound: add `<` its next major version"
         )
