@@ -48,6 +48,10 @@ def connect(cfg: Config) -> None:
     else:
         runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)], "env_vars": {}}
     runtime_env["env_vars"].update(TRAIN_POLL_ENV)
+    # Tune sends the driver's AWS keys to the trials, not the endpoint of an S3-compatible store
+    # (docs/storage.md), where the workers of every node write checkpoints.
+    endpoint = {k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")}
+    runtime_env["env_vars"].update(endpoint)
     if cfg.resources.placement_timeout_s is not None:
         # Each Train controller waits this long for its workers' place (trainable/trial.py).
         runtime_env["env_vars"][PLACEMENT_TIMEOUT_ENV] = str(cfg.resources.placement_timeout_s)
