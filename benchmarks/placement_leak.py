@@ -93,7 +93,7 @@ def main() -> None:
     subprocess.run(
         ["ray", "start", "--head", f"--port={gcs}", "--num-cpus=2", "--include-dashboard=true",
          f"--dashboard-port={dashboard}", f"--temp-dir={tmp}", "--disable-usage-stats"],
-        check=True, env=env, capture_output=True,
+        check=True, env=env,
     )  # fmt: skip
     wait_for_state_api(state_url)
     stop, found = threading.Event(), {}

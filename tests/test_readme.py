@@ -31,7 +31,9 @@ def test_the_readme_has_python_examples():
 
 # The work's history, not the product: working sessions, issue numbers, machines lent for a time.
 HISTORY = re.compile(
-    r"(?<!Ray's )session(?!_latest| folder|_token)|\bissues? #?\d+|\blent\b|\bhelpers?\b|\bthe brief\b|\bthis work\b", re.I
+    r"(?<!Ray's )session(?!_latest| folder|_token)"
+    r"|\bissues? #?\d+|\blent\b|\bhelpers?\b|\bthe brief\b|\bthis work\b",
+    re.I,
 )
 DOCUMENTS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
