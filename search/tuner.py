@@ -25,11 +25,15 @@ from trainable.trial import TrialSetup, run_trial
 # Tune saves which trials exist (and the searcher's state) at most every 10 s by default; a
 # driver killed in between comes back without the trials it started since, whose runs
 # run.close_abandoned then ends. Saving every second keeps that window below a trial's start-up.
-SAVE_STATE_EVERY_S = "1"
+# In a bucket each save uploads Tune's whole driver folder, every trial's record with it:
+# 140x what the records weigh at 1 s (BENCHMARKS.md, "Storage in an S3 bucket"), so there the
+# search keeps Tune's own 10 s and accepts the wider window.
+SAVE_STATE_EVERY_S = {"local": "1", "bucket": "10"}
 
 
-def save_state_often() -> None:
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", SAVE_STATE_EVERY_S)
+def save_state_often(cfg: Config) -> None:
+    where = "bucket" if "://" in cfg.storage_path else "local"
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", SAVE_STATE_EVERY_S[where])
 
 
 # A resource only the head node has; Ray Train places its own state actor there with it.
@@ -53,7 +57,7 @@ def restore_tuner(cfg: Config, setup: TrialSetup, search_name: str) -> tune.Tune
     path = cfg.experiment_path(search_name)
     if not tune.Tuner.can_restore(path):
         raise SetupError(f"{path} holds no restorable search: start it again with --overwrite")
-    save_state_often()
+    save_state_often(cfg)
     return tune.Tuner.restore(
         path, trainable=trainable(setup), resume_unfinished=True, resume_errored=True
     )
@@ -85,7 +89,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
         reduction_factor=cfg.search.reduction_factor,
     )
     ranking = Ranking.of(cfg.search)
-    save_state_often()
+    save_state_often(cfg)
     return tune.Tuner(
         trainable(setup),
         param_space=search_space(cfg.space),
