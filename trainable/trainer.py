@@ -7,6 +7,7 @@ and checkpoint) only when the Trainer saves.
 
 from __future__ import annotations
 
+import torch
 from ray.train.huggingface.transformers import prepare_trainer
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
@@ -45,7 +46,9 @@ def build_training_args(
         # Several workers train under DDP; every parameter is used, so the unused-parameter
         # search would only cost time.
         ddp_find_unused_parameters=False,
-        include_num_input_tokens_seen="all",
+        # TokenCountingTrainer counts the tokens on the CPU: the Trainer's own count
+        # ("all") builds, gathers and reads back a device tensor every step.
+        include_num_input_tokens_seen="no",
         seed=cfg.seed,
         report_to="none",
         disable_tqdm=True,
@@ -62,13 +65,13 @@ def build_trainer(
     model = load_model(cfg.model, labels, tokenizer, seed=cfg.seed)
     evaluates = "validation" in splits
     weighted = cfg.train.class_weights == "balanced"
-    trainer = Trainer(
+    trainer = TokenCountingTrainer(
         model=model,
         args=build_training_args(cfg, hp, output_dir, per_epoch=evaluates),
         train_dataset=splits["train"],
         eval_dataset=splits["validation"] if evaluates else None,
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=TokenCountingCollator(DataCollatorWithPadding(tokenizer)),
         compute_metrics=ClassificationMetrics(
             labels, cfg.data.positive_label, keep_predictions=True
         ),
@@ -76,3 +79,45 @@ def build_trainer(
         callbacks=[FiniteLossCallback(), *callbacks],
     )
     return prepare_trainer(trainer)
+
+
+TOKENS_KEY = "tokens_in_batch"  # a plain int the collator adds; the model never sees it
+
+
+class TokenCountingCollator:
+    """Collates a batch and adds its token count, padding included, while it is still on the
+    CPU (in a data-loading worker, if there are any)."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = dict(self.collate(features))
+        batch[TOKENS_KEY] = batch["input_ids"].numel()
+        return batch
+
+
+class TokenCountingTrainer(Trainer):
+    """Counts `state.num_input_tokens_seen` as the Trainer's "all" mode does (every worker's
+    tokens, padding included) from the counts TokenCountingCollator adds: per step a Python
+    int, and across DDP workers one gather per evaluation rather than one per step."""
+
+    unsynced_tokens = 0  # this DDP worker's, since the last evaluation
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.args.world_size > 1:
+            self.unsynced_tokens += inputs.pop(TOKENS_KEY)
+        else:
+            self.state.num_input_tokens_seen += inputs.pop(TOKENS_KEY)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs.pop(TOKENS_KEY, None)
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+
+    def evaluate(self, *args, **kwargs):
+        if self.args.world_size > 1:
+            tokens = torch.tensor(self.unsynced_tokens, device=self.args.device)
+            self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+            self.unsynced_tokens = 0
+        return super().evaluate(*args, **kwargs)
