@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trainable.config_file import load_config
-from trainable.device import check_precision, precision_refusal
+from trainable.device import check_precision, cpu_plan, precision_refusal
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,29 @@ def test_bf16_is_refused_on_a_gpu_that_would_emulate_it(precision, capability, r
 
 def test_a_cpu_trial_is_not_asked_about_its_gpu():
     check_precision(load_config(None, {"train.precision": "bf16", "resources.use_gpu": False}))
+
+
+@pytest.mark.parametrize(
+    ("use_gpu", "cpus", "threads", "loaders"),
+    [
+        (False, 4, 4, 0),  # a CPU trial computes on all it holds
+        (True, 1, 1, 1),  # 4 trials on a 4-vCPU g5.xlarge: collate while the GPU works
+        (True, 4, 2, 2),
+        (True, 16, 14, 2),
+    ],
+)
+def test_a_gpu_trial_collates_in_loader_processes_and_a_cpu_trial_in_its_own(
+    use_gpu, cpus, threads, loaders
+):
+    assert cpu_plan(use_gpu, cpus) == (threads, loaders)
+
+
+def test_the_trainer_gets_its_loaders_from_the_plan(tmp_path):
+    from trainable.trainer import build_training_args
+
+    hp = {"learning_rate": 1e-3, "batch_size": 8, "epochs": 1}
+    for use_gpu, loaders in ((True, 1), (False, 0)):
+        cfg = load_config(None, {"resources.use_gpu": use_gpu, "resources.cpus_per_worker": 2})
+        args = build_training_args(cfg, hp, str(tmp_path))
+        assert args.dataloader_num_workers == loaders
+        assert args.dataloader_persistent_workers == (loaders > 0)

@@ -34,3 +34,16 @@ def check_precision(cfg: Config) -> None:
     refusal = precision_refusal(cfg.train.precision, torch.cuda.get_device_capability())
     if refusal:
         raise SetupError(refusal)
+
+
+def cpu_plan(use_gpu: bool, cpus: int) -> tuple[int, int]:
+    """(torch threads, data-loading worker processes) for a worker that holds `cpus` CPUs.
+
+    A CPU trial computes on its CPUs, so its threads take them all and its batches are collated
+    in-process, between steps, at little cost. A GPU trial's process mostly waits on the GPU, so
+    collating the next batch in a loader process while the GPU works costs no step time, even
+    where that loader shares the one CPU the trial holds; up to 2 loaders, the rest threads."""
+    if not use_gpu:
+        return cpus, 0
+    loaders = min(2, max(1, cpus // 2))
+    return max(1, cpus - loaders), loaders

@@ -13,6 +13,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, Trai
 
 from trainable.callbacks import FiniteLossCallback
 from trainable.config import Config
+from trainable.device import cpu_plan
 from trainable.hyperparameters import training_arguments
 from trainable.loss import BalancedLoss
 from trainable.metrics import ClassificationMetrics
@@ -25,6 +26,7 @@ def build_training_args(
     """`hp`: the sampled hyperparameters. `per_epoch`: evaluate and save (which reports to
     Ray Train) after every epoch."""
     use_gpu = bool(cfg.resources.use_gpu)
+    _, loaders = cpu_plan(use_gpu, cfg.resources.cpus_per_worker or 1)
     return TrainingArguments(
         output_dir=output_dir,
         **training_arguments(hp),
@@ -43,6 +45,8 @@ def build_training_args(
         fp16=use_gpu and cfg.train.precision == "fp16",
         bf16=use_gpu and cfg.train.precision == "bf16",
         use_cpu=not use_gpu,
+        dataloader_num_workers=loaders,
+        dataloader_persistent_workers=loaders > 0,  # not restarted for every epoch and evaluation
         # Several workers train under DDP; every parameter is used, so the unused-parameter
         # search would only cost time.
         ddp_find_unused_parameters=False,
