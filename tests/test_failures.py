@@ -33,6 +33,19 @@ def test_out_of_memory_ends_the_run_while_other_worker_errors_are_retried():
     ]
 
 
+def test_ray_train_still_hands_its_controller_the_policy_where_the_trial_swaps_it():
+    """Ray 2.60 builds the policy in fit() and passes it, by name, to
+    _initialize_and_run_controller: one_try_for_recurring's override depends on both."""
+    import inspect
+
+    source = inspect.getsource(DataParallelTrainer.fit)
+    assert "self._initialize_and_run_controller(" in source, (
+        "DataParallelTrainer.fit no longer calls _initialize_and_run_controller: find where "
+        "Ray Train now builds its failure policy for trainable/failures.py"
+    )
+    assert "failure_policy=create_failure_policy(" in source
+
+
 def _runs_out_of_memory(config: dict) -> None:
     import torch
 
