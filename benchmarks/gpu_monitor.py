@@ -9,6 +9,7 @@ them the busy share is unknown: the benchmark says so and goes on.
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import subprocess
 import threading
@@ -26,17 +27,30 @@ class Probe(Protocol):
     source: str
 
     def read(self) -> tuple[float, float]:
-        """Busy percent and memory used (GiB) of GPU 0, now."""
+        """Busy percent and memory used (GiB) of the first GPU CUDA sees, now."""
         ...
 
     def name(self) -> str: ...
+
+
+def visible_gpu(cuda_visible_devices: str | None) -> str:
+    """The first GPU that CUDA sees (its cuda:0) as NVML and `nvidia-smi -i` name it: NVML
+    counts every GPU of the machine whatever CUDA_VISIBLE_DEVICES hides. An index there is
+    taken in NVML's PCI bus order (set CUDA_DEVICE_ORDER=PCI_BUS_ID for CUDA to agree); a
+    UUID (GPU-...) is the same in both."""
+    first = (cuda_visible_devices or "").split(",")[0].strip()
+    return first or "0"
 
 
 class NvmlProbe:
     def __init__(self, module_name: str):
         self.nvml = importlib.import_module(module_name)
         self.nvml.nvmlInit()
-        self.handle = self.nvml.nvmlDeviceGetHandleByIndex(0)
+        gpu = visible_gpu(os.environ.get("CUDA_VISIBLE_DEVICES"))
+        if gpu.isdigit():
+            self.handle = self.nvml.nvmlDeviceGetHandleByIndex(int(gpu))
+        else:
+            self.handle = self.nvml.nvmlDeviceGetHandleByUUID(gpu)
         self.source = f"NVML through {module_name}"
 
     def read(self) -> tuple[float, float]:
@@ -53,9 +67,18 @@ class SmiProbe:
 
     source = "NVML through nvidia-smi"
 
+    def __init__(self):
+        self.gpu = visible_gpu(os.environ.get("CUDA_VISIBLE_DEVICES"))
+
     def _query(self, fields: str) -> list[str]:
         out = subprocess.run(
-            ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits", "-i", "0"],
+            [
+                "nvidia-smi",
+                f"--query-gpu={fields}",
+                "--format=csv,noheader,nounits",
+                "-i",
+                self.gpu,
+            ],
             capture_output=True,
             text=True,
             timeout=10,

@@ -7,9 +7,10 @@ import logging
 
 import ray
 
-from search.gpu_share import GIB, ModelShape, Share, choose, trial_peak_gib
+from search.gpu_probe import no_node_can, probe_gpus
+from search.gpu_share import ModelShape, Share, choose, trial_peak_gib
 from trainable.config import AUTO, Config
-from trainable.errors import SetupError, first_line
+from trainable.errors import ConfigError, SetupError
 
 log = logging.getLogger(__name__)
 
@@ -96,42 +97,37 @@ def uses_gpu(res, total: dict[str, float]) -> bool:
 
 
 def share_gpus(cfg: Config, shape: ModelShape) -> tuple[Config, Share | None]:
-    """Resolves use_gpu and, with GPUs, how many trials share one (None without GPUs)."""
+    """Resolves use_gpu and, with GPUs, how many trials share one (None without GPUs); a
+    precision no GPU node can train in is a ConfigError."""
     res = cfg.resources
     if not uses_gpu(res, capacity()):
         return dataclasses.replace(cfg, resources=dataclasses.replace(res, use_gpu=False)), None
-    gpu_nodes = [node["Resources"] for node in alive_nodes() if node["Resources"].get("GPU")]
+    gpu_nodes = [node for node in alive_nodes() if node["Resources"].get("GPU")]
+    probes = probe_gpus([node["NodeID"] for node in gpu_nodes])
+    refusal = no_node_can(cfg.train.precision, probes)
+    if refusal:
+        raise ConfigError(refusal)
     trial_gib = trial_peak_gib(
-        shape, max(cfg.space.batch_size), cfg.model.max_length, cfg.train.precision
+        shape,
+        max(cfg.space.batch_size),
+        cfg.model.max_length,
+        cfg.train.precision,
+        eval_batch_size=cfg.train.eval_batch_size,
+        repeats=cfg.search.repeats,
+        num_workers=res.num_workers,
     )
-    measure = res.trials_per_gpu == AUTO and res.num_workers == 1 and gpu_nodes
+    measure = res.trials_per_gpu == AUTO and res.num_workers == 1 and probes
     share = choose(
         res.trials_per_gpu,
         res.num_workers,
         trial_gib,
-        gpu_memory_gib() if measure else None,
-        min((node.get("CPU", 0) / node["GPU"] for node in gpu_nodes), default=0),
+        # Clusters with GPUs of several sizes: set trials_per_gpu.
+        min(probe.free_gib for probe in probes) if measure else None,
+        min((n["Resources"].get("CPU", 0) / n["Resources"]["GPU"] for n in gpu_nodes), default=0),
         res.cpus_per_worker,
     )
     resources = dataclasses.replace(res, use_gpu=True, trials_per_gpu=share.trials_per_gpu)
     return dataclasses.replace(cfg, resources=resources), share
-
-
-def gpu_memory_gib() -> float | None:
-    """A GPU's memory, read on a GPU node (the driver's may have none) by a task holding a
-    sliver of one. Clusters with GPUs of several sizes: set trials_per_gpu."""
-
-    @ray.remote(num_cpus=0, num_gpus=0.0001)
-    def total_memory() -> float:
-        import torch
-
-        return torch.cuda.get_device_properties(0).total_memory / GIB
-
-    try:
-        return ray.get(total_memory.remote(), timeout=300)
-    except Exception as exc:  # no CUDA there after all: share nothing rather than guess
-        log.warning("could not read a GPU's memory (%s): one trial per GPU", first_line(exc))
-        return None
 
 
 def shared_cpus(nodes: list[dict], cpus: float, workers: int, use_gpu: bool) -> int:

@@ -1,6 +1,7 @@
 """How many trials share one GPU: an estimate of a trial's peak GPU memory, and the choice.
 
-Pure arithmetic: the caller reads the model's shape, the GPU's memory and a GPU node's CPUs.
+Pure arithmetic: the caller reads the model's shape, the GPU's free memory and a GPU node's
+CPUs.
 The estimate is checked on a GPU by the GPU benchmark, where each trial reports the peak that
 torch measured (`gpu_peak_gib`); BENCHMARKS.md records both.
 """
@@ -10,13 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 GIB = 2**30
-# Per parameter, in bytes: fp32 weights (4), gradients (4), AdamW's two moments (8), and the
-# gradient buckets of the DDP wrapper Ray Train puts around even a single worker's model (4).
-# Mixed precision keeps fp32 weights and moments, so the figure holds for fp16 and bf16 too.
-BYTES_PER_PARAMETER = 20
+# Per parameter, in bytes: fp32 weights (4), gradients (4), AdamW's two moments (8). Mixed
+# precision keeps fp32 weights and moments, so the figure holds for fp16 and bf16 too.
+BYTES_PER_PARAMETER = 16
+# The gradient buckets of the DDP wrapper around a data-parallel trial's model (a one-worker
+# trial trains without one: trainable/trial.py).
+DDP_BYTES_PER_PARAMETER = 4
+# A trial of several seeds (search.repeats) builds the next seed's Trainer while the last one's
+# weights and AdamW moments are still alive (its gradients are freed after each step).
+KEPT_BYTES_PER_PARAMETER = 12
 # A process's CUDA context, cuBLAS workspaces and the caching allocator's slack.
 PROCESS_OVERHEAD_GIB = 0.75
-MARGIN = 1.25  # on the whole estimate: activations of padding, fragmentation, eval batches
+MARGIN = 1.25  # on the whole estimate: fragmentation, the logits, what the formula leaves out
 USABLE = 0.9  # of the GPU's memory: the rest stays free for the driver, NCCL and other tenants
 
 
@@ -47,18 +53,34 @@ class Share:
         return 1 / self.trials_per_gpu
 
 
-def trial_peak_gib(shape: ModelShape, batch_size: int, max_length: int, precision: str) -> float:
-    """A training trial's peak GPU memory, in GiB, at its largest batch.
+def trial_peak_gib(
+    shape: ModelShape,
+    batch_size: int,
+    max_length: int,
+    precision: str,
+    *,
+    eval_batch_size: int = 0,
+    repeats: int = 1,
+    num_workers: int = 1,
+) -> float:
+    """A trial's peak GPU memory, in GiB, at its largest batch: its training states plus the
+    larger of a training step's activations and an evaluation step's.
 
     Activations follow Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
     Transformer Models", eq. 1): per layer, s * b * h * (34 + 5 * a * s / h) bytes with 16-bit
-    activations; fp32 doubles it."""
-    s, b, h, a = max_length, batch_size, shape.hidden, shape.heads
-    activation_bytes = shape.layers * s * b * h * (34 + 5 * a * s / h)
-    if precision == "fp32":
-        activation_bytes *= 2
-    states = shape.parameters * BYTES_PER_PARAMETER
-    return MARGIN * ((states + activation_bytes) / GIB + PROCESS_OVERHEAD_GIB)
+    activations; fp32 doubles it. Training keeps every layer's for the backward pass;
+    evaluation, without gradients, one layer's at a time."""
+    s, h, a = max_length, shape.hidden, shape.heads
+    per_layer_per_example = s * h * (34 + 5 * a * s / h) * (2 if precision == "fp32" else 1)
+    training = shape.layers * batch_size * per_layer_per_example
+    evaluation = eval_batch_size * per_layer_per_example
+    per_parameter = BYTES_PER_PARAMETER
+    if num_workers > 1:
+        per_parameter += DDP_BYTES_PER_PARAMETER
+    if repeats > 1:
+        per_parameter += KEPT_BYTES_PER_PARAMETER
+    states = shape.parameters * per_parameter
+    return MARGIN * ((states + max(training, evaluation)) / GIB + PROCESS_OVERHEAD_GIB)
 
 
 def choose(
@@ -69,8 +91,9 @@ def choose(
     cpus_per_gpu: float,
     cpus_per_worker: int | None,
 ) -> Share:
-    """Trials per GPU: `asked` when a number, else as many as fit the GPU's memory and the CPUs
-    of a GPU node (each worker needs at least one CPU, or cpus_per_worker where set)."""
+    """Trials per GPU: `asked` when a number, else as many as fit the GPU's free memory
+    (`gpu_gib`) and the CPUs of a GPU node (each worker needs at least one CPU, or
+    cpus_per_worker where set)."""
     if asked != "auto":
         return Share(int(asked), f"resources.trials_per_gpu={asked}")
     if num_workers > 1:
@@ -87,6 +110,6 @@ def choose(
     count = max(1, min(by_memory, by_cpus))
     return Share(
         count,
-        f"a trial needs about {trial_gib:.1f} GiB of the GPU's {gpu_gib:.0f} "
+        f"a trial needs about {trial_gib:.1f} GiB of the GPU's {gpu_gib:.0f} free "
         f"({by_memory} fit) and the GPU node has {cpus_per_gpu:g} CPUs per GPU ({by_cpus} fit)",
     )

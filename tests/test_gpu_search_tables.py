@@ -346,3 +346,11 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+def test_the_monitor_reads_the_gpu_cuda_sees_not_the_machines_first():
+    from benchmarks.gpu_monitor import visible_gpu
+
+    assert visible_gpu(None) == visible_gpu("") == "0"
+    assert visible_gpu("2,3") == "2"
+    assert visible_gpu(" GPU-8f1c2e7a-0b6d, GPU-11aa") == "GPU-8f1c2e7a-0b6d"

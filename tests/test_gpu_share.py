@@ -9,6 +9,7 @@ import pytest
 import ray
 
 from search.cluster import fit_to_cluster, share_gpus
+from search.gpu_probe import GpuProbe, no_node_can
 from search.gpu_share import GIB, ModelShape, choose, trial_peak_gib
 from trainable.config_file import load_config
 from trainable.errors import ConfigError
@@ -17,15 +18,42 @@ from trainable.trial import scaling_config
 MINILM = ModelShape(parameters=22_713_986, layers=6, hidden=384, heads=12)
 
 
+# Per layer and example, s*h*(34 + 5*a*s/h) bytes of 16-bit activations (s=128, h=384, a=12).
+PER_LAYER = 128 * 384 * (34 + 5 * 12 * 128 / 384)
+
+
 def test_the_estimate_adds_states_activations_and_the_process_then_a_margin():
-    # 20 bytes per parameter; per layer s*b*h*(34 + 5*a*s/h) bytes of 16-bit activations.
-    states = 22_713_986 * 20
-    activations = 6 * 128 * 32 * 384 * (34 + 5 * 12 * 128 / 384)
+    # 16 bytes per parameter; every layer's activations at the training batch.
+    states = 22_713_986 * 16
+    activations = 6 * 32 * PER_LAYER
     expected = 1.25 * ((states + activations) / GIB + 0.75)
     assert trial_peak_gib(MINILM, 32, 128, "bf16") == pytest.approx(expected)
     fp32 = trial_peak_gib(MINILM, 32, 128, "fp32")
     assert fp32 == pytest.approx(1.25 * ((states + 2 * activations) / GIB + 0.75))
     assert trial_peak_gib(MINILM, 64, 128, "fp32") > fp32 > trial_peak_gib(MINILM, 32, 64, "fp32")
+
+
+def test_an_evaluation_batch_counts_one_layer_of_activations_when_it_outgrows_training():
+    trained = trial_peak_gib(MINILM, 8, 128, "bf16")  # 6 layers x 8 examples
+    assert trial_peak_gib(MINILM, 8, 128, "bf16", eval_batch_size=32) == trained  # 1 x 32
+    bigger = trial_peak_gib(MINILM, 8, 128, "bf16", eval_batch_size=256)  # 1 x 256
+    assert bigger - trained == pytest.approx(1.25 * (256 - 48) * PER_LAYER / GIB)
+
+
+def test_ddp_buckets_only_for_data_parallel_trials_and_a_second_model_for_repeats():
+    alone = trial_peak_gib(MINILM, 32, 128, "bf16")
+    ddp = trial_peak_gib(MINILM, 32, 128, "bf16", num_workers=2)
+    assert ddp - alone == pytest.approx(1.25 * 22_713_986 * 4 / GIB)
+    seeds = trial_peak_gib(MINILM, 32, 128, "bf16", repeats=3)
+    assert seeds - alone == pytest.approx(1.25 * 22_713_986 * 12 / GIB)
+
+
+def test_a_precision_is_refused_only_when_no_probed_gpu_node_can_do_it():
+    t4, a100 = GpuProbe(14.0, 15.0, (7, 5)), GpuProbe(70.0, 80.0, (8, 0))
+    assert "no GPU node of the cluster can" in no_node_can("bf16", [t4, t4])
+    assert no_node_can("bf16", [t4, a100]) is None  # the T4's workers refuse it themselves
+    assert no_node_can("bf16", []) is None  # no GPU node up yet
+    assert no_node_can("fp16", [t4]) is None
 
 
 @pytest.mark.parametrize(

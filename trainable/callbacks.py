@@ -1,4 +1,4 @@
-"""Trainer callbacks of the worker loop: a non-finite loss fails the trial, each evaluation
+"""Trainer callbacks of the worker loop: a trial that diverged fails, each evaluation
 carries the trial's work (time and tokens) and keeps its predictions in a file, a refit stops
 where the selected checkpoint did."""
 
@@ -14,16 +14,41 @@ from trainable import predictions
 from trainable.data import token_lengths
 from trainable.metrics import ClassificationMetrics
 
+# Logged losses (one per epoch) that may be non-finite in a row while the weights stay finite:
+# under fp16 the gradient scaler skips an overflowing step and lowers its scale, so a loss that
+# overflowed is no sign that the trial diverged.
+NON_FINITE_LOGS_TOLERATED = 2
+
+
+def diverged(non_finite_losses_in_a_row: int, weights_finite: bool) -> bool:
+    """Whether a trial whose last logged loss was not finite has diverged: its weights are no
+    longer finite, or its loss has stayed non-finite longer than a skipped step explains."""
+    return not weights_finite or non_finite_losses_in_a_row > NON_FINITE_LOGS_TOLERATED
+
+
+def weights_finite(model) -> bool:
+    import torch
+
+    return bool(torch.stack([p.isfinite().all() for p in model.parameters()]).all())
+
 
 class FiniteLossCallback(TrainerCallback):
-    """Fails the trial when its training loss turns NaN or infinite: the HF Trainer would train
-    on (its log filter even hides the NaN), and every later epoch would score garbage."""
+    """Fails a trial that diverged (see `diverged`): the HF Trainer would train on (its log
+    filter, off in trainable/trainer.py, even hides the NaN), and every later epoch would score
+    garbage. The weights are looked at only after a non-finite loss."""
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def __init__(self):
+        self.in_a_row = 0
+
+    def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
+        if loss is None:
+            return
+        self.in_a_row = 0 if math.isfinite(loss) else self.in_a_row + 1
+        if self.in_a_row and diverged(self.in_a_row, weights_finite(model)):
             raise FloatingPointError(
-                f"non-finite training loss ({loss}) in epoch {math.ceil(state.epoch)}: "
+                f"non-finite training loss ({loss}) in epoch {math.ceil(state.epoch)}, "
+                f"{self.in_a_row} logged loss(es) in a row: "
                 "lower space.learning_rate, or train in fp32"
             )
 

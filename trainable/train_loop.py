@@ -21,6 +21,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 from trainable import seeds
 from trainable.callbacks import StopAfterEpochs, WorkCallback
 from trainable.config import Config
+from trainable.device import check_precision, cpu_plan
 from trainable.hyperparameters import typed
 from trainable.trainer import build_trainer
 from trainable.work import Mode, Work
@@ -30,8 +31,9 @@ def run(work: Work) -> None:
     """A trial, or a refit, on this worker."""
     loop_started_at = time.time()
     cfg, hp = work.config, typed(work.hyperparameters)
+    check_precision(cfg)
     splits = ray.get(work.splits_ref)
-    torch.set_num_threads(cfg.resources.cpus_per_worker)
+    torch.set_num_threads(cpu_plan(bool(cfg.resources.use_gpu), cfg.resources.cpus_per_worker)[0])
     with tempfile.TemporaryDirectory(prefix="hf-trainer-") as output_dir:
         try:
             if work.mode is Mode.REFIT:

@@ -16,6 +16,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from trainable.callbacks import FiniteLossCallback, SavePredictions
 from trainable.config import Config
 from trainable.data import LABEL, arrow_column, token_lengths
+from trainable.device import cpu_plan
 from trainable.hyperparameters import training_arguments
 from trainable.loss import BalancedLoss
 from trainable.metrics import ClassificationMetrics
@@ -28,6 +29,7 @@ def build_training_args(
     """`hp`: the sampled hyperparameters. `per_epoch`: evaluate and save (which reports to
     Ray Train) after every epoch."""
     use_gpu = bool(cfg.resources.use_gpu)
+    _, loaders = cpu_plan(use_gpu, cfg.resources.cpus_per_worker or 1)
     return TrainingArguments(
         output_dir=output_dir,
         **training_arguments(hp),
@@ -46,10 +48,14 @@ def build_training_args(
         fp16=use_gpu and cfg.train.precision == "fp16",
         bf16=use_gpu and cfg.train.precision == "bf16",
         use_cpu=not use_gpu,
+        dataloader_num_workers=loaders,
+        dataloader_persistent_workers=loaders > 0,  # not restarted for every epoch and evaluation
         # Several workers train under DDP; every parameter is used, so the unused-parameter
         # search would only cost time.
         ddp_find_unused_parameters=False,
-        include_num_input_tokens_seen="all",
+        # TokenCountingTrainer counts the tokens on the CPU: the Trainer's own count
+        # ("all") builds, gathers and reads back a device tensor every step.
+        include_num_input_tokens_seen="no",
         seed=cfg.seed,
         report_to="none",
         disable_tqdm=True,
@@ -77,13 +83,13 @@ def build_trainer(
     if keep_predictions:
         callbacks = [*callbacks, SavePredictions(metrics)]
     train_labels = arrow_column(splits["train"], LABEL).to_numpy() if weighted else None
-    trainer = LengthGroupedTrainer(
+    trainer = TokenCountingTrainer(
         model=model,
         args=build_training_args(cfg, hp, output_dir, per_epoch=evaluates),
         train_dataset=splits["train"],
         eval_dataset=splits["validation"] if evaluates else None,
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=TokenCountingCollator(DataCollatorWithPadding(tokenizer)),
         compute_metrics=metrics,
         compute_loss_func=BalancedLoss(train_labels, len(labels)) if weighted else None,
         callbacks=[FiniteLossCallback(), *callbacks],
@@ -119,3 +125,45 @@ class LengthGroupedTrainer(Trainer):
         return self.args.train_sampling_strategy == "group_by_length" and isinstance(
             dataset, datasets.Dataset
         )
+
+
+TOKENS_KEY = "tokens_in_batch"  # a plain int the collator adds; the model never sees it
+
+
+class TokenCountingCollator:
+    """Collates a batch and adds its token count, padding included, while it is still on the
+    CPU (in a data-loading worker, if there are any)."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = dict(self.collate(features))
+        batch[TOKENS_KEY] = batch["input_ids"].numel()
+        return batch
+
+
+class TokenCountingTrainer(LengthGroupedTrainer):
+    """Counts `state.num_input_tokens_seen` as the Trainer's "all" mode does (every worker's
+    tokens, padding included) from the counts TokenCountingCollator adds: per step a Python
+    int, and across DDP workers one gather per evaluation rather than one per step."""
+
+    unsynced_tokens = 0  # this DDP worker's, since the last evaluation
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.args.world_size > 1:
+            self.unsynced_tokens += inputs.pop(TOKENS_KEY)
+        else:
+            self.state.num_input_tokens_seen += inputs.pop(TOKENS_KEY)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs.pop(TOKENS_KEY, None)
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+
+    def evaluate(self, *args, **kwargs):
+        if self.args.world_size > 1:
+            tokens = torch.tensor(self.unsynced_tokens, device=self.args.device)
+            self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+            self.unsynced_tokens = 0
+        return super().evaluate(*args, **kwargs)

@@ -24,6 +24,7 @@ from ray.train.v2._internal.exceptions import WorkerGroupStartupTimeoutError
 from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
 from trainable.config import Config
+from trainable.failures import one_try_for_recurring
 from trainable.tune_record import EpochReport, continue_record
 from trainable.work import Mode, Work
 from trainable.worker import train_loop_per_worker
@@ -127,11 +128,13 @@ def train_run(setup: TrialSetup, work: Work, name: str, **run) -> DataParallelTr
     """
     cfg = setup.config
     if cfg.resources.num_workers == 1:
-        trainer_class = functools.partial(DataParallelTrainer, backend_config=BackendConfig())
+        trainer_class = functools.partial(
+            one_try_for_recurring(DataParallelTrainer), backend_config=BackendConfig()
+        )
     else:
         from ray.train.torch import TorchTrainer
 
-        trainer_class = TorchTrainer
+        trainer_class = one_try_for_recurring(TorchTrainer)
     return trainer_class(
         train_loop_per_worker,
         train_loop_config=work.as_loop_config(),
