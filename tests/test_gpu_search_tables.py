@@ -1,4 +1,4 @@
-"""The GPU benchmark's pure parts from hand-made records, in the shapes benchmarks.gpu_records
+"""The GPU benchmark's pure parts from hand-made records, in the shapes benchmarks.gpu.records
 reads a search's and the peer's trials in: busy shares, rates, fixed costs, verdicts, the
 markdown, the contenders' command lines and time shares (no Ray, no GPU, no training)."""
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.gpu_contenders import CONTENDERS, command, settings, time_share
-from benchmarks.gpu_process import Running, echoed
-from benchmarks.gpu_records import placement_lines
-from benchmarks.gpu_tables import (
+from benchmarks.gpu.contenders import CONTENDERS, command, settings, time_share
+from benchmarks.gpu.process import Running, echoed
+from benchmarks.gpu.records import placement_lines
+from benchmarks.gpu.tables import (
     busy_fraction,
     contender_row,
     ended_trials,
@@ -22,7 +22,7 @@ from benchmarks.gpu_tables import (
     summarize,
     trials_per_gpu_hour,
 )
-from benchmarks.gpu_targets import verdicts
+from benchmarks.gpu.targets import verdicts
 from search.cli import config_from_args, parse_args
 from trainable.config_file import load_config, parse_override
 
@@ -30,7 +30,7 @@ T0 = 1_000_000.0  # a contender's start, Unix seconds
 
 
 def search_trial(name, start, end, train_s, eval_s, peak=1.2, epochs=2):
-    """A search's trial as gpu_records.trial_rows reads it, with its MLflow end."""
+    """A search's trial as benchmarks.gpu.records.trial_rows reads it, with its MLflow end."""
     return {
         "trial": name,
         "learning_rate": 5e-5,
@@ -50,7 +50,7 @@ def search_trial(name, start, end, train_s, eval_s, peak=1.2, epochs=2):
 
 
 def peer_trial(number, start, end, train_s, eval_s):
-    """The peer's trial as benchmarks.gpu_peer.TrialClock writes it."""
+    """The peer's trial as benchmarks.gpu.peer.TrialClock writes it."""
     return {
         "trial": number,
         "start": start,
@@ -272,7 +272,7 @@ def test_commands_parse_into_the_same_settings():
         assert argv[:3] == [sys.executable, "-m", "search.run"]
         configs[name] = config_from_args(parse_args(argv[3:]))
     peer_argv = command("peer", shared, "/tmp/peer")
-    assert peer_argv[1:3] == ["-m", "benchmarks.gpu_peer"]
+    assert peer_argv[1:3] == ["-m", "benchmarks.gpu.peer"]
     sets = [peer_argv[i + 1] for i, arg in enumerate(peer_argv) if arg == "--set"]
     configs["peer"] = load_config(None, dict(parse_override(text) for text in sets))
     assert configs["packed"].search.max_concurrent == 12
@@ -349,7 +349,7 @@ def alive(pid: int) -> bool:
 
 
 def test_the_monitor_reads_the_gpu_cuda_sees_not_the_machines_first():
-    from benchmarks.gpu_monitor import visible_gpu
+    from benchmarks.gpu.monitor import visible_gpu
 
     assert visible_gpu(None) == visible_gpu("") == "0"
     assert visible_gpu("2,3") == "2"

@@ -3,7 +3,7 @@
 transformers' `Trainer.hyperparameter_search(backend="optuna")` as benchmarks.peer runs it on
 the CPU, with the GPU benchmark's settings, each trial timed as a search's trials are.
 
-    python -m benchmarks.gpu_peer --out DIR --set search.trials=12 --set ...   # by gpu_search
+    python -m benchmarks.gpu.peer --out DIR --set search.trials=12 --set ...   # by search.py
 
 `--set` takes the search's `key=value` overrides, so the peer's config is the searches' own.
 A trial runs from its model_init call to its end (on_train_end, also called for a pruned
@@ -29,7 +29,7 @@ from transformers import (
 )
 
 from benchmarks.common import score_on_test
-from benchmarks.gpu_records import PEER_FILE
+from benchmarks.gpu.records import PEER_FILE
 from benchmarks.peer import peer_search, peer_trainer
 from search.run import load_task
 from search.selection import metric_key
@@ -39,7 +39,7 @@ from trainable.model import load_model, load_tokenizer
 
 
 class TrialClock(TrainerCallback):
-    """One row per trial, in the shape benchmarks.gpu_records reads a search's trials in."""
+    """One row per trial, in the shape benchmarks.gpu.records reads a search's trials in."""
 
     def __init__(self, record: Path, metric: str, trials: int):
         self.record, self.metric, self.trials = record, metric, trials

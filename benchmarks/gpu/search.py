@@ -4,13 +4,13 @@ finetune-hpo's search with several trials on one GPU, the in-process peer, and t
 trial at a time, on the same data, model, space, seed, precision and trial count, in one run of
 at most `--budget-s` seconds.
 
-    python -m benchmarks.gpu_search                    # one CUDA GPU: at most 8 minutes
-    python -m benchmarks.gpu_search --logs $OUT/logs   # the logs and raw records, elsewhere
+    python -m benchmarks.gpu                           # one CUDA GPU: at most 8 minutes
+    python -m benchmarks.gpu --logs $OUT/logs          # the logs and raw records, elsewhere
 
 Each contender runs in its own process group, with its share of the budget still left when it
-starts (benchmarks/gpu_contenders.py); one that overruns is stopped, and the trials it ended
+starts (benchmarks/gpu/contenders.py); one that overruns is stopped, and the trials it ended
 still count. After each one, results/gpu_search.json and .md are rewritten, so a later failure
-leaves what was measured. What is measured, and the issue's targets: gpu_tables, gpu_targets.
+leaves what was measured. What is measured, and the targets: tables.py and targets.py.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks.gpu_contenders import CONTENDERS, command, facts_for, settings, time_share
-from benchmarks.gpu_monitor import Monitor, gpu_name, open_probe, wait_for_release
-from benchmarks.gpu_process import Running, say
-from benchmarks.gpu_tables import markdown, summarize
+from benchmarks.gpu.contenders import CONTENDERS, command, facts_for, settings, time_share
+from benchmarks.gpu.monitor import Monitor, gpu_name, open_probe, wait_for_release
+from benchmarks.gpu.process import Running, say
+from benchmarks.gpu.tables import markdown, summarize
 from benchmarks.layout import RESULTS
 from trainable.errors import first_line
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("torch.cuda.is_available() is False")
         gpu = gpu_name(probe)
     except Exception as exc:
-        print(f"benchmarks.gpu_search: no CUDA GPU ({first_line(exc)}): run it on a GPU machine")
+        print(f"benchmarks.gpu.search: no CUDA GPU ({first_line(exc)}): run it on a GPU machine")
         return 2
     shared = settings(args.trials, args.precision, args.seed)
     facts = facts_for(args, gpu, busy_source, probe is not None, shared)
@@ -171,8 +171,8 @@ def earlier_records(args: argparse.Namespace, facts: dict, monitor: Monitor) -> 
 
 
 def collect(name: str, outcome: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """The contender's record: what gpu_records reads back, and how and when it ran."""
-    from benchmarks.gpu_records import peer_record, placement_lines, search_record
+    """The contender's record: what benchmarks.gpu.records reads back, and how and when it ran."""
+    from benchmarks.gpu.records import peer_record, placement_lines, search_record
 
     out = args.work / name
     try:
@@ -212,7 +212,7 @@ def _interrupt(signum, frame) -> None:
 
 
 def _estimate(shared: dict) -> dict | None:
-    from benchmarks.gpu_records import trial_estimate
+    from benchmarks.gpu.records import trial_estimate
 
     try:
         return trial_estimate(shared)

@@ -1,6 +1,6 @@
-"""A GPU contender's records read back from disk, as `benchmarks.gpu_tables` takes them: a
+"""A GPU contender's records read back from disk, as `benchmarks.gpu.tables` takes them: a
 search's trials from Tune and MLflow and its pick from `hpo_result.json`; the peer's from the
-JSON `benchmarks.gpu_peer` rewrites after every trial. A contender stopped midway leaves part
+JSON `benchmarks.gpu.peer` rewrites after every trial. A contender stopped midway leaves part
 of them: what is there is read, what is missing is named in `problems`.
 """
 

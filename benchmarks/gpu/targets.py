@@ -1,5 +1,5 @@
 """Issue 16's targets for the GPU benchmark, and a verdict on each from the contenders' rows
-(`benchmarks.gpu_tables.contender_row`; pure).
+(`benchmarks.gpu.tables.contender_row`; pure).
 
 A verdict is `met`, `missed`, or `unknown: why` where the numbers it needs are missing or come
 from a contender stopped at its time budget.

@@ -60,7 +60,7 @@ def command(name: str, shared: dict[str, Any], output: Path) -> list[str]:
     """The contender's command line; `output`: its folder."""
     sets = [arg for key, value in shared.items() for arg in ("--set", f"{key}={_yaml(value)}")]
     if name == "peer":
-        return [sys.executable, "-m", "benchmarks.gpu_peer", "--out", str(output), *sets]
+        return [sys.executable, "-m", "benchmarks.gpu.peer", "--out", str(output), *sets]
     own = {
         "packed": (
             "--max-concurrent",

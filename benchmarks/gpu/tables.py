@@ -1,7 +1,7 @@
 """The GPU benchmark's numbers per contender, and its markdown with the verdicts of
-`benchmarks.gpu_targets` (pure: plain records in, the same text out; no GPU, no Ray, no disk).
+`benchmarks.gpu.targets` (pure: plain records in, the same text out; no GPU, no Ray, no disk).
 
-A contender's record (what `benchmarks.gpu_search` gathers): `started`, `ended` (Unix times),
+A contender's record (what `benchmarks.gpu.search` gathers): `started`, `ended` (Unix times),
 `cut_at` (when the benchmark stopped it at its share of the time budget; None if it ended on
 its own), `returncode`, `trials_asked`, `best_val_f1`, `test_f1`, `hyperparameters`, `problems`
 and `trials`, one row per trial: `start` and `end` (Unix times), `time_train_s` and `time_eval_s`
@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from benchmarks.gpu_targets import score_text, verdicts
+from benchmarks.gpu.targets import score_text, verdicts
 from benchmarks.summary import overheads
 from benchmarks.tables import overhead_lines
 

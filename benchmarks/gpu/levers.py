@@ -1,6 +1,6 @@
 """Levers inside one training step on a CUDA GPU: precision, fused AdamW, torch.compile, padding.
 
-    python -m benchmarks.gpu_levers        # on a machine with a CUDA GPU; about two minutes
+    python -m benchmarks.gpu.levers        # on a machine with a CUDA GPU; about two minutes
 
 The GPU counterpart of benchmarks.levers: in every case MiniLM trains the same batches of real
 messages (grouped by length and padded per batch, as a finetune-hpo trial does, unless the case
@@ -97,7 +97,7 @@ def markdown(rows: dict[str, dict], peak_tflops: float, device: str) -> str:
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     if not torch.cuda.is_available():
-        raise SystemExit("benchmarks.gpu_levers: torch sees no CUDA GPU; run it on a GPU machine")
+        raise SystemExit("benchmarks.gpu.levers: torch sees no CUDA GPU; run it on a GPU machine")
     cfg = config_for("full")
     tokenizer, dynamic = tokenized_splits(cfg)
     _, padded = tokenized_splits(cfg, pad_to_max_length=True)

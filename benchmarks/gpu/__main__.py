@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.gpu.search import main
+
+sys.exit(main())
