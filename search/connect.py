@@ -71,10 +71,11 @@ def connect(cfg: Config) -> None:
             "start the cluster (`ray start --head`) or fix --address"
         ) from None
     if not str(cfg.address).startswith("ray://"):  # a Ray Client driver cannot ask; its cluster can
-        _check_state_api(context.dashboard_url)
-        # The driver's own state API calls (search/placement.py) then ask this cluster, not
-        # whichever one Ray's address discovery finds first on a machine that runs several.
+        # The driver's state API calls (here and search/placement.py) ask this cluster, not
+        # whichever one Ray's address discovery finds first on a machine that runs several, nor
+        # one this variable named before (Ray prefers it to the address a call passes).
         os.environ[STATE_API_ENV] = f"http://{context.dashboard_url}"
+        _check_state_api(context.dashboard_url)
 
 
 def free_ports(n: int) -> list[int]:

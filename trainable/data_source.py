@@ -81,7 +81,9 @@ def _fetch(uri: str, folder: str) -> Path:
     import fsspec
 
     try:
-        fs, path = fsspec.core.url_to_fs(uri)
+        # A fresh filesystem: fsspec would hand back one made earlier in this process, with the
+        # credentials the environment had then.
+        fs, path = fsspec.core.url_to_fs(uri, skip_instance_cache=True)
     except (ImportError, ValueError) as exc:  # no s3fs; a protocol fsspec does not know
         raise SetupError(
             f"data.source {uri} cannot be read ({first_line(exc)}): for s3:// install s3fs "
