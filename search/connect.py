@@ -74,7 +74,8 @@ def connect(cfg: Config) -> None:
         # The driver's state API calls (here and search/placement.py) ask this cluster, not
         # whichever one Ray's address discovery finds first on a machine that runs several, nor
         # one this variable named before (Ray prefers it to the address a call passes).
-        os.environ[STATE_API_ENV] = f"http://{context.dashboard_url}"
+        if context.dashboard_url:
+            os.environ[STATE_API_ENV] = f"http://{context.dashboard_url}"
         _check_state_api(context.dashboard_url)
 
 
