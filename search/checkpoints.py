@@ -2,6 +2,12 @@
 
 Ray Train keeps every checkpoint of a trial while it runs (Train cannot rank by metric, then
 tie-breaker); once the trial ends, this callback deletes all but its best.
+
+A trial's checkpoints go only once Tune's saved experiment state records that the trial ended.
+Tune saves that state every TUNE_GLOBAL_CHECKPOINT_S seconds; a driver killed in between comes
+back with the trial still running, and Ray Train refuses to restore a run whose snapshot names a
+deleted checkpoint ("The run snapshot contains a reference to a checkpoint that does not exist
+anymore"), which would fail a trial that had finished.
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ log = logging.getLogger(__name__)
 
 
 class CheckpointPruner(Callback):
-    """Once a trial ends, keeps its best checkpoint, and only the top `keep_top_trials` ended
-    trials' bests, and the best of the trial that ran `defaults` (the test split compares the
+    """Once a trial finishes, keeps its best checkpoint, and only the top `keep_top_trials`
+    finished trials' bests, and the best of the trial that ran `defaults` (the test split compares the
     exported model with it, search/payoff.py)."""
 
     def __init__(
@@ -40,6 +46,11 @@ class CheckpointPruner(Callback):
         self.best: dict[str, tuple[dict, str]] = {}  # trial id → (its best scores, checkpoint)
         self.ended: list[str] = []
         self.kept: set[str] = set()  # the defaults' trial
+        # Deletions waiting for Tune's state to record their trials' ends: decided since Tune
+        # last saved it (`pending`), and decided before that save (`saved`), which storage holds
+        # once that save's upload is done. Each is (trial id, checkpoints to keep).
+        self.pending: list[tuple[str, list[str]]] = []
+        self.saved: list[tuple[str, list[str]]] = []
 
     def on_trial_start(self, iteration, trials, trial, **info):
         # A trial resumed after the driver went: the epochs it reported before are in its
@@ -58,21 +69,19 @@ class CheckpointPruner(Callback):
         path = result.get(CHECKPOINT_PATH_KEY)
         current = self.best.get(trial_id)
         if path is not None and self.ranking.better(result, current[0] if current else None):
-            self.best[trial_id] = (result, path)
+            scores = {key: result[key] for key in self.ranking.keys if key in result}
+            self.best[trial_id] = (scores, path)
 
+    # An errored trial keeps every checkpoint: `--resume` restarts it from its last, and Ray
+    # Train restores a run only with every checkpoint its snapshot names.
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._trial_ended(trial)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._trial_ended(trial)
-
-    def _trial_ended(self, trial) -> None:
         trial_id = trial.trial_id
         if self.defaults and ran_point(trial.config, self.defaults):
             self.kept.add(trial_id)
         best = self.best.get(trial_id)
-        self._delete(trial_id, keep={best[1]} if best else set())
-        self.ended.append(trial_id)
+        self.pending.append((trial_id, [best[1]] if best else []))
+        if trial_id not in self.ended:  # a restored trial may end twice
+            self.ended.append(trial_id)
         ranked = sorted(
             (t for t in self.ended if t in self.best),
             key=lambda t: self.ranking.key(self.best[t][0]),
@@ -80,7 +89,32 @@ class CheckpointPruner(Callback):
         )
         for loser in ranked[self.keep :]:
             if loser not in self.kept:
-                self._delete(loser, keep=set())
+                self.pending.append((loser, []))
+
+    def get_state(self) -> dict:
+        # Tune calls this as it writes its experiment state, before uploading it. The previous
+        # save, which recorded the ends of `saved`, has had a whole period to upload (a few
+        # files; Tune warns when an upload takes over 30 s).
+        self._delete_all(self.saved)
+        self.saved, self.pending = self.pending, []
+        return {
+            "best": self.best, "ended": self.ended, "kept": sorted(self.kept),
+            "saved": self.saved,
+        }  # fmt: skip
+
+    def set_state(self, state: dict) -> None:
+        # The restored experiment state records the ends of the deletions saved with it.
+        self.best, self.ended, self.kept = state["best"], state["ended"], set(state["kept"])
+        self._delete_all(state["saved"])
+
+    def on_experiment_end(self, trials, **info):
+        # Tune has saved its final state and waited for the upload.
+        self._delete_all(self.saved + self.pending)
+        self.saved, self.pending = [], []
+
+    def _delete_all(self, deletions: list[tuple[str, list[str]]]) -> None:
+        for trial_id, keep in deletions:
+            self._delete(trial_id, keep=set(keep))
 
     def _delete(self, trial_id: str, keep: set[str]) -> None:
         kept = {path.rstrip("/") for path in keep}

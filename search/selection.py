@@ -42,6 +42,12 @@ class Ranking:
     def key_name(self) -> str:
         return metric_key(self.metric)
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The scores an evaluation is ranked by."""
+        breaker = () if self.tie_breaker is None else (metric_key(self.tie_breaker),)
+        return (self.key_name, *breaker)
+
     def key(self, scores: dict[str, Any]) -> tuple[float, float] | None:
         """None when the evaluation has no finite metric value."""
         value = _finite(scores.get(self.key_name))

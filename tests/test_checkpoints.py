@@ -56,10 +56,11 @@ def test_ended_trials_keep_their_best_checkpoint_and_only_the_top_trials_keep_an
         for result in results:
             pruner.on_trial_result(0, [], trial, result)
         pruner.on_trial_complete(0, [], trial)
+    pruner.on_experiment_end([])  # after Tune's final save
     assert _left(storage) == ["a/checkpoint_2", "c/checkpoint_2"]
 
 
-def test_running_trials_are_never_touched_and_min_mode_ranks_low_first(tmp_path):
+def test_running_and_errored_trials_are_never_touched_and_min_mode_ranks_low_first(tmp_path):
     pruner = CheckpointPruner(str(tmp_path), Ranking("loss", "min"), keep_top_trials=1)
     done, done_results = _trial(tmp_path, "done", [0.3, 0.2], metric="eval_loss")
     running, running_results = _trial(tmp_path, "running", [0.7, 0.9, 0.8], metric="eval_loss")
@@ -68,9 +69,16 @@ def test_running_trials_are_never_touched_and_min_mode_ranks_low_first(tmp_path)
             pruner.on_trial_result(0, [], trial, result)
     # Train has written a checkpoint Tune has not heard of yet: it must survive too.
     (tmp_path / "running" / "checkpoint_4" / "checkpoint").mkdir(parents=True)
-    pruner.on_trial_error(0, [], done)
+    errored, errored_results = _trial(tmp_path, "errored", [0.5, 0.6], metric="eval_loss")
+    for result in errored_results:
+        pruner.on_trial_result(0, [], errored, result)
+    pruner.on_trial_error(0, [], errored)  # --resume restarts it from its last checkpoint
+    pruner.on_trial_complete(0, [], done)
+    pruner.on_experiment_end([])
     assert _left(tmp_path) == [
         "done/checkpoint_2",
+        "errored/checkpoint_1",
+        "errored/checkpoint_2",
         "running/checkpoint_1",
         "running/checkpoint_2",
         "running/checkpoint_3",
@@ -84,6 +92,7 @@ def test_equal_metric_values_keep_the_lower_loss_not_the_later_checkpoint(tmp_pa
     for result in results:
         pruner.on_trial_result(0, [], trial, result)
     pruner.on_trial_complete(0, [], trial)
+    pruner.on_experiment_end([])
     assert _left(tmp_path) == ["t/checkpoint_1"]
 
 
@@ -99,4 +108,34 @@ def test_the_defaults_trial_keeps_its_best_checkpoint_outside_the_top(tmp_path):
         for result in results:
             pruner.on_trial_result(0, [], trial, result)
         pruner.on_trial_complete(0, [], trial)
+    pruner.on_experiment_end([])
     assert _left(tmp_path) == ["better/checkpoint_1", "defaults/checkpoint_2"]
+
+
+def test_checkpoints_go_once_tunes_saved_state_records_the_end_and_a_restore_finishes_it(tmp_path):
+    # Ray Train refuses to restore a run whose snapshot names a deleted checkpoint, and Tune
+    # restores a trial whose end its saved state lacks: a driver killed between a trial's end
+    # and Tune's next save must find every checkpoint of that trial.
+    pruner = CheckpointPruner(str(tmp_path), Ranking("f1", "max"), keep_top_trials=1)
+    everything = ["a/checkpoint_1", "a/checkpoint_2", "b/checkpoint_1"]
+    for trial_id, scores in [("a", [0.5, 0.9]), ("b", [0.6])]:
+        trial, results = _trial(tmp_path, trial_id, scores)
+        for result in results:
+            pruner.on_trial_result(0, [], trial, result)
+        pruner.on_trial_complete(0, [], trial)
+    assert _left(tmp_path) == everything  # Tune has not saved that they ended
+    state = pruner.get_state()  # the save that records both ends, uploaded after this call
+    assert _left(tmp_path) == everything
+    # A driver killed now: the restored pruner finishes what the saved state allows.
+    restored = CheckpointPruner(str(tmp_path), Ranking("f1", "max"), keep_top_trials=1)
+    restored.set_state(state)
+    assert _left(tmp_path) == ["a/checkpoint_2"]
+    # It still ranks the trials that ended before: a worse one loses its checkpoints.
+    trial, results = _trial(tmp_path, "c", [0.7])
+    for result in results:
+        restored.on_trial_result(0, [], trial, result)
+    restored.on_trial_complete(0, [], trial)
+    restored.get_state()
+    assert _left(tmp_path) == ["a/checkpoint_2", "c/checkpoint_1"]
+    restored.get_state()  # the next save: the previous one is in storage
+    assert _left(tmp_path) == ["a/checkpoint_2"]
