@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 class CheckpointPruner(Callback):
     """Once a trial finishes, keeps its best checkpoint, and only the top `keep_top_trials`
-    finished trials' bests, and the best of the trial that ran `defaults` (the test split compares the
-    exported model with it, search/payoff.py)."""
+    finished trials' bests, and the best of the trial that ran `defaults` (the test split
+    compares the exported model with it, search/payoff.py)."""
 
     def __init__(
         self,
