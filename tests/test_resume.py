@@ -1,4 +1,4 @@
-"""An interrupted search (the driver killed outright, or Ctrl-C) finishes with --resume: exactly
+"""A search whose driver was killed outright finishes with --resume: exactly
 the requested trials, every finished trial kept, one finished MLflow run per trial, nothing left
 running in MLflow or the study, and the export. The search keeps its Tune state and
 checkpoints in an S3 bucket (the loopback endpoint of tests/conftest.py), as a cluster's does."""
@@ -16,17 +16,13 @@ from tests.conftest import RESUMED_TRIALS, TINY, run_cli, trial_runs
 from tests.records import assert_records_agree
 
 
-def test_a_killed_then_interrupted_search_on_s3_resumes_to_exactly_the_requested_trials(
+def test_a_killed_search_on_s3_resumes_to_exactly_the_requested_trials(
     resumed_s3_search, s3, monkeypatch
 ):
     search, trials = resumed_s3_search, RESUMED_TRIALS
     s3.use(monkeypatch)  # the records are read from the bucket
     output = search.output
     assert len(search.ended_after_kill) == 1
-    interrupted = search.interrupted
-    assert interrupted.returncode == 130, interrupted.stderr[-3000:]
-    assert f"--resume {output}" in interrupted.stderr
-    assert len(search.ended_after_interrupt) >= 2
 
     resumed = search.resumed
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
@@ -36,7 +32,7 @@ def test_a_killed_then_interrupted_search_on_s3_resumes_to_exactly_the_requested
     runs = trial_runs(output)
     finished = [run.data.tags["trial_name"] for run in runs if run.info.status == "FINISHED"]
     assert len(finished) == trials == len(set(finished)), finished  # none lost, none twice
-    assert search.ended_after_interrupt <= set(finished)
+    assert search.ended_after_kill <= set(finished)
     # A trial Tune never saved ran again as a new one; its run is ended and says why.
     others = [run for run in runs if run.info.status != "FINISHED"]
     assert all(r.info.status == "KILLED" and ABANDONED_TAG in r.data.tags for r in others)

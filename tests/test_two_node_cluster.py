@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 
+import pandas as pd
 import pytest
 
 from search.connect import free_ports
@@ -160,7 +161,8 @@ def test_a_trial_that_cannot_be_placed_stops_on_ctrl_c_then_fails_with_its_reaso
 ):
     """Another job holds both nodes' CPUs. Ctrl-C while the trial waits keeps the search
     resumable (exit 130), and the resumed trial fails after resources.placement_timeout_s
-    with a line naming what it waited for, instead of waiting for ever."""
+    with a line naming what it waited for, instead of waiting for ever: a search whose every
+    trial failed."""
     blocker = subprocess.Popen(
         ["python", "-c", HOLD_CPUS, cluster["address"]],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
@@ -186,10 +188,16 @@ def test_a_trial_that_cannot_be_placed_stops_on_ctrl_c_then_fails_with_its_reaso
         resumed = run_cli("--resume", str(output), env={"RAY_AUTH_MODE": "token"})
     finally:
         blocker.kill()
+    # Every trial failed: the search exits 1, names each failed trial with its reason in one
+    # line, and exports nothing.
     assert resumed.returncode == 1, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "search failed: no trial finished an epoch; 1 failed" in resumed.stderr
-    assert "could not be placed within 8 s, each asking for {'CPU': 1}" in resumed.stderr
-    assert "resources.placement_timeout_s" in resumed.stderr
+    (trial_id,) = pd.read_csv(output / "report" / "trials.csv", dtype=str)["trial"]
+    (reason,) = [line for line in resumed.stderr.splitlines() if f"{trial_id}: " in line]
+    assert "could not be placed within 8 s, each asking for {'CPU': 1}" in reason
+    assert "resources.placement_timeout_s" in reason
+    assert "Traceback" not in resumed.stderr.split("search failed:")[-1]
+    assert (output / "report" / "trials.md").read_text().count("errored") == 1
     assert not (output / "best_model").exists()
     assert_records_agree(output)
 
