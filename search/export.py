@@ -2,7 +2,7 @@
 test scores, per class and as a confusion matrix, in `hpo_result.json`.
 
 The test split is touched here, once, so the reported score is not the one the search optimised:
-scored in a Ray task with a trial worker's resources (trainable/scoring.py), not in the driver.
+scored where the trials ran (trainable/scoring.py).
 """
 
 from __future__ import annotations
@@ -34,20 +34,27 @@ def exported_checkpoint(best: BestTrial, refit: Refit | None, cfg: Config) -> Ch
     return refit.checkpoint if refit else stored_checkpoint(best.checkpoint_path, cfg.storage_path)
 
 
-def score_on_a_worker(
+def score_where_trials_ran(
     cfg: Config, split, best: BestTrial, refit: Refit | None, defaults: tuple[str, str] | None
 ) -> tuple[Scored, Scored | None]:
     """The test scores and predictions of the checkpoint to export and of the defaults' trial's
-    (trial id, checkpoint), if any: both from one Ray task that asks for what a trial's worker
-    does (its CPUs, its GPU or share of one). The driver only collects the class ids."""
-    each = scaling_config(cfg).resources_per_worker
-    task = ray.remote(score_checkpoints).options(
-        num_cpus=each["CPU"], num_gpus=each.get("GPU", 0), name="score_test_split"
-    )
+    (trial id, checkpoint), if any, scored in one process. On a cluster (cfg.address), that is a
+    Ray task asking for what a trial's worker does (its CPUs, its GPU or share of one): the
+    driver, often on a head node without a GPU, only collects the class ids. A Ray instance
+    the search started is this machine, where the trials ran: the driver scores, which saves a
+    worker importing torch and transformers again (about 10 s)."""
     checkpoints = [exported_checkpoint(best, refit, cfg)]
     if defaults is not None:
         checkpoints.append(stored_checkpoint(defaults[1], cfg.storage_path))
-    exported, *others = ray.get(task.remote(checkpoints, cfg, split))
+    if cfg.address is None:
+        scored = score_checkpoints(checkpoints, cfg, split)
+    else:
+        each = scaling_config(cfg).resources_per_worker
+        task = ray.remote(score_checkpoints).options(
+            num_cpus=each["CPU"], num_gpus=each.get("GPU", 0), name="score_test_split"
+        )
+        scored = ray.get(task.remote(checkpoints, cfg, split))
+    exported, *others = scored
     return exported, next(iter(others), None)
 
 
@@ -60,7 +67,7 @@ def export_best(
     scored: Scored,
 ) -> dict[str, Any]:
     """Writes safetensors weights, tokenizer and hpo_result.json; returns the result record.
-    `scored`: the exported checkpoint's test scores and predictions (score_on_a_worker)."""
+    `scored`: the exported checkpoint's test scores and predictions (score_where_trials_ran)."""
     model, tokenizer = load_checkpoint(exported_checkpoint(best, refit, cfg))
     labels = cfg.data.labels
     metrics = ClassificationMetrics(labels, cfg.data.positive_label)

@@ -4,8 +4,8 @@ cannot be told apart from, and what the exported model gains on test over the de
 Paired bootstraps (search/bootstrap.py) over the examples: validation predictions come from
 each trial's best evaluation (the file its worker wrote beside its checkpoints,
 trainable/predictions.py), test predictions from the exported model and from the defaults'
-trial's best checkpoint, both scored by one Ray task (search/export.py). Test chooses nothing:
-it is scored after selection, for the record.
+trial's best checkpoint, both scored in one process where the trials ran (search/export.py).
+Test chooses nothing: it is scored after selection, for the record.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def sample_message(texts) -> str:
 def finish(cfg: Config, search_name: str, run_id: str, results, setup, splits, sample: str):
     """After the trials: the best one selected, refit, scored on test, exported, reported and
     logged."""
-    from search.export import export_best, score_on_a_worker, write_record
+    from search.export import export_best, score_where_trials_ran, write_record
     from search.parent_run import close_search_run
     from search.payoff import plan_payoff
     from search.refit import refit_best
@@ -148,7 +148,7 @@ def finish(cfg: Config, search_name: str, run_id: str, results, setup, splits, s
         )
     refit = refit_best(best, setup, splits) if cfg.search.refit else None
     payoff = plan_payoff(cfg, results, best.trial_id, setup.checkpoint_storage)
-    exported, defaults = score_on_a_worker(cfg, splits["test"], best, refit, payoff.defaults)
+    exported, defaults = score_where_trials_ran(cfg, splits["test"], best, refit, payoff.defaults)
     test_labels = splits["test"]["label"]
     model_dir = cfg.output_dir / BEST_MODEL
     record = export_best(best, cfg, test_labels, model_dir, refit, exported)

@@ -192,6 +192,15 @@ def trial_runs(output: Path) -> list:
     return client.search_runs([experiment.experiment_id], "tags.trial_name != ''")
 
 
+def ray_process_logs(temp_dir: Path) -> dict[int, str]:
+    """The pid of every driver and worker process of the Ray sessions under `temp_dir` → the
+    name of its log (python-core-driver-... or python-core-worker-...)."""
+    return {
+        int(path.name.removesuffix(".log").split("_")[-1]): path.name
+        for path in Path(temp_dir).glob("**/logs/python-core-*.log")
+    }
+
+
 def ended_trials(output: Path) -> set[str]:
     return {run.data.tags["trial_name"] for run in trial_runs(output) if run.info.end_time}
 

@@ -18,7 +18,7 @@ from transformers import pipeline
 from search.layout import RESULT_FILE
 from search.refit import RUN_NAME as REFIT_RUN
 from search.tracking import PARENT_TAG, SEARCH_TAG
-from tests.conftest import MLFLOW_REQUESTS
+from tests.conftest import MLFLOW_REQUESTS, ray_process_logs
 from tests.left_behind import PLANTED
 from tests.records import assert_records_agree, assert_scalars_only, mlflow_requests
 from trainable import data, predictions
@@ -203,17 +203,15 @@ def test_records_carry_scores_only_and_each_evaluation_s_predictions_are_a_file(
     assert pruned, "every checkpoint survived: the pruner was not put to the test"
 
 
-def test_test_scoring_ran_on_a_ray_worker_not_in_the_driver(tiny_search, ray_tmpdir):
+def test_test_scoring_ran_in_the_driver_of_a_search_on_its_own_machine(tiny_search, ray_tmpdir):
+    # The search started Ray on this machine, where its trials ran: the driver scored (on a
+    # cluster a Ray task does, tests/test_two_node_cluster.py).
     record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
     where = record["test_scored_on"]
-    # One task scored the export and the defaults' checkpoint, on a CPU as the trials trained.
+    # One process scored the export and the defaults' checkpoint, on a CPU as the trials trained.
     assert record["gain_over_defaults"]["defaults_scored_on"] == where
     assert where["device"] == "cpu"
-    logs = {
-        path.name.split("_")[-1].removesuffix(".log"): path.name
-        for path in ray_tmpdir.glob("**/logs/python-core-*.log")
-    }
-    assert logs.get(str(where["pid"]), "").startswith("python-core-worker-"), where
+    assert ray_process_logs(ray_tmpdir).get(where["pid"], "").startswith("python-core-driver-")
 
 
 def test_the_search_says_whether_it_paid_off(tiny_search, mlflow_server):

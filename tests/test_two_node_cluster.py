@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from search.connect import free_ports
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, ray_process_logs, run_cli
 from tests.records import assert_records_agree
 
 # Token auth: `ray start --head` creates a token when none exists; every process shares it.
@@ -77,6 +77,7 @@ def two_nodes():
             "dashboard": f"http://127.0.0.1:{dashboard}",
             "node_b_port": metrics_b,  # names node B's raylet among the processes
             "stop": lambda: _stop_cluster(temp_dir, gcs),
+            "temp_dir": temp_dir,
         }
     finally:
         _stop_cluster(temp_dir, gcs)
@@ -300,6 +301,9 @@ def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(cluster,
         assert sorted(set(steps)) == list(range(1, epochs + 1))
     record = json.loads((output / "best_model" / "hpo_result.json").read_text())
     assert record["checkpoint"].startswith(str(storage))
+    # On a cluster a Ray task scored the test split, with a trial worker's resources.
+    scored_by = ray_process_logs(replacement["temp_dir"]).get(record["test_scored_on"]["pid"])
+    assert (scored_by or "").startswith("python-core-worker-"), record["test_scored_on"]
     assert_records_agree(output)
 
     from transformers import pipeline

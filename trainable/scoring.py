@@ -1,6 +1,6 @@
 """Test scoring after the search: checkpoints' predictions for the test split, computed where the
-trials ran (a Ray task with a trial worker's resources, a GPU when trials have one), so that
-the driver, often on a head node without a GPU, only collects class ids and scores.
+trials ran (on a cluster, a Ray task with a trial worker's resources, a GPU when trials have
+one, so that a driver on a head node without a GPU only collects class ids and scores).
 """
 
 from __future__ import annotations
