@@ -52,7 +52,15 @@ class Payoff:
                 gain = test_gain(cfg, test_labels, exported.predicted, defaults, self.defaults[0])
             except ValueError as exc:
                 return _no_intervals(exc).record(cfg, test_labels, exported, None)
-        return {"validation_bootstrap": self.validation_bootstrap, "gain_over_defaults": gain}
+        record = {"validation_bootstrap": self.validation_bootstrap, "gain_over_defaults": gain}
+        if gain is None:
+            record["gain_over_defaults_missing"] = (
+                "no defaults' trial (search.initial_points is empty)"
+                if not cfg.search.initial_points
+                else "the defaults' trial kept no checkpoint (it failed or stopped before an "
+                "evaluation)"
+            )
+        return record
 
 
 def _no_intervals(reason: Exception) -> Payoff:

@@ -100,7 +100,8 @@ def payoff_lines(record: dict[str, Any]) -> list[str]:
         )
     gain = record.get("gain_over_defaults")
     if gain is None:
-        lines.append("  over the defaults: no defaults' trial (search.initial_points is empty)")
+        missing = record.get("gain_over_defaults_missing", "no defaults' trial")
+        lines.append(f"  over the defaults: {missing}")
     else:
         verdict = "a real gain" if gain["distinguishable"] and gain["value"] > 0 else (
             "a loss" if gain["distinguishable"] else "not distinguishable from zero")  # fmt: skip

@@ -1,6 +1,7 @@
 """Your own data with three and four classes, through the real CLI: labels read from the data,
 ranked by macro-F1, per-class scores and a confusion matrix that scikit-learn agrees with. The
-three-class search trains each configuration with two seeds (search.repeats); the four-class
+three-class search trains each configuration with two seeds (search.repeats), and its first
+trial diverges (its loss turns NaN) beside a second that trains normally; the four-class
 search trains each trial data-parallel on two workers."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from transformers import AutoModelForSequenceClassification, pipeline
 from search.confusion import top_confusions, worst_first
 from search.layout import RESULT_FILE
 from tests.conftest import TINY, run_cli
-from tests.records import assert_scalars_only
+from tests.records import assert_records_agree, assert_scalars_only
 from trainable import data
 from trainable.config_file import config_from_dict
 
@@ -33,6 +34,7 @@ TOPICS = {
     "travel": "flight hotel beach passport train museum island tour luggage map",
 }
 FILLER = "the a today really new great my our this that is was with for".split()
+DIVERGING_LR = 1e30
 
 
 def write_topics(path, topics, per_class=60, seed=0):
@@ -55,17 +57,39 @@ def topic_search(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"topics{request.param}")
     source = write_topics(folder / "topics.csv", topics)
     output = folder / "out"
-    # The 4-class search trains data-parallel: 2 Ray Train workers x 1 CPU, over gloo. The
-    # 3-class one trains two seeds of each configuration, one after the other.
-    how = "resources.num_workers=2" if request.param == 4 else "search.repeats=2"
+    if request.param == 4:
+        # Data-parallel: 2 Ray Train workers x 1 CPU, over gloo.
+        how = ["--trials", "1", "--set", "resources.num_workers=2"]
+    else:
+        # Two seeds of each configuration, one after the other; two trials at once, the first
+        # with a learning rate that overflows the weights within a step or two, so that its
+        # loss turns NaN. Both come from initial_points, in that order.
+        points = (
+            f"[{{learning_rate: {DIVERGING_LR:.1e}, batch_size: 16, epochs: 2}},"
+            " {learning_rate: 5.0e-3, batch_size: 16, epochs: 2}]"
+        )
+        how = [
+            "--trials", "2", "--max-concurrent", "2", "--set", "search.repeats=2",
+            "--set", "space.learning_rate=[2.0e-3, 1.0e+31]",
+            "--set", f"search.initial_points={points}",
+            "--set", "resources.max_failures=0",  # a retry would overflow the same way
+        ]  # fmt: skip
     proc = run_cli(
         "--config", str(TINY), "--data", str(source), "--label-column", "topic",
-        "--trials", "1", "--output", str(output), "--set", "space.epochs=[2]",
-        "--set", "space.learning_rate=[2e-3, 5e-3]", "--set", how,
+        "--output", str(output), "--set", "space.epochs=[2]",
+        "--set", "space.learning_rate=[2e-3, 5e-3]", *how,
     )  # fmt: skip
     if proc.returncode != 0:
         pytest.fail(f"search failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr}")
     return output, sorted(topics), proc.stdout
+
+
+def _finished_result(output: Path, record: dict) -> list[dict]:
+    """The exported trial's reports, from Tune's record of it."""
+    search = json.loads((output / "search.json").read_text())
+    experiment = output / "ray_results" / search["name"]
+    (result,) = experiment.glob(f"run_trial_{record['trial_id']}_*/result.json")
+    return [json.loads(row) for row in result.read_text().splitlines()]
 
 
 def test_labels_come_from_the_data_and_trials_rank_by_macro_f1(topic_search):
@@ -76,7 +100,7 @@ def test_labels_come_from_the_data_and_trials_rank_by_macro_f1(topic_search):
     assert record["metric"] == "eval_macro_f1" and record["mode"] == "max"
     assert record["labels"] == labels and record["positive_label"] is None
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{output / 'optuna.db'}")
-    (trial,) = study.get_trials(deepcopy=False)
+    (trial,) = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     # What Optuna was told is the macro-F1 of the epoch, not one class's F1.
     assert trial.value == pytest.approx(record["validation_metrics"]["eval_macro_f1"])
     assert "eval_f1" not in record["validation_metrics"]
@@ -85,8 +109,7 @@ def test_labels_come_from_the_data_and_trials_rank_by_macro_f1(topic_search):
     search = json.loads((output / "search.json").read_text())
     # Two workers' or two seeds' records carry scores only (the predictions are files).
     assert_scalars_only(output / "ray_results" / search["name"])
-    (result,) = (output / "ray_results" / search["name"]).glob("run_trial_*/result.json")
-    rows = [json.loads(row) for row in result.read_text().splitlines()]
+    rows = _finished_result(output, record)
     assert [row["training_iteration"] for row in rows] == [1, 2]
     workers = search["config"]["resources"]["num_workers"]
     assert f"each {workers} worker(s) x 1 CPU" in log
@@ -98,8 +121,13 @@ def test_labels_come_from_the_data_and_trials_rank_by_macro_f1(topic_search):
     if search["config"]["search"]["repeats"] == 1:
         assert winner["value"] == pytest.approx(trial.value, abs=1e-4)
     assert winner["low"] <= winner["value"] <= winner["high"]
-    assert record["gain_over_defaults"] is None  # no initial points: no defaults' trial
-    assert "no defaults' trial (search.initial_points is empty)" in log
+    # No defaults' trial to compare with: none was asked for, or it diverged before evaluating.
+    assert record["gain_over_defaults"] is None
+    missing = "no defaults' trial (search.initial_points is empty)"
+    if search["config"]["search"]["initial_points"]:
+        missing = "the defaults' trial kept no checkpoint (it failed or stopped before an"
+    assert record["gain_over_defaults_missing"].startswith(missing)
+    assert f"over the defaults: {missing}" in log
 
 
 def test_two_seeds_report_their_mean_each_epoch_and_the_first_seed_exports(topic_search):
@@ -107,9 +135,8 @@ def test_two_seeds_report_their_mean_each_epoch_and_the_first_seed_exports(topic
     search = json.loads((output / "search.json").read_text())
     if search["config"]["search"]["repeats"] == 1:
         pytest.skip("this search trains one seed per trial, on two workers")
-    (result,) = (output / "ray_results" / search["name"]).glob("run_trial_*/result.json")
-    rows = [json.loads(row) for row in result.read_text().splitlines()]
     record = json.loads((output / "best_model" / RESULT_FILE).read_text())
+    rows = _finished_result(output, record)
     (best,) = [row for row in rows if row["checkpoint_path"] == record["checkpoint"]]
     # The reported checkpoint holds each seed's HF checkpoint, with its own evaluations.
     seed_scores = []
@@ -133,9 +160,8 @@ def test_two_seeds_report_their_mean_each_epoch_and_the_first_seed_exports(topic
     )
     # Optuna and ASHA were told the mean; the interval is of the first seed, which exports.
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{output / 'optuna.db'}")
-    assert study.trials[0].intermediate_values[round(best["epoch"])] == pytest.approx(
-        best["eval_macro_f1"]
-    )
+    (trial,) = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    assert trial.intermediate_values[round(best["epoch"])] == pytest.approx(best["eval_macro_f1"])
     winner = record["validation_bootstrap"]["winner"]
     assert winner["value"] == pytest.approx(first["eval_macro_f1"], abs=1e-4)
     assert "trials rank by the mean of 2 seeds; each interval is of a trial's first seed" in log
@@ -145,6 +171,24 @@ def test_two_seeds_report_their_mean_each_epoch_and_the_first_seed_exports(topic
     )
     for name, weights in first_seed.state_dict().items():
         assert torch.equal(weights, exported.state_dict()[name]), name
+
+
+def test_a_diverging_trial_fails_alone_and_the_search_goes_on(topic_search):
+    output, labels, log = topic_search
+    search = json.loads((output / "search.json").read_text())
+    if not search["config"]["search"]["initial_points"]:
+        pytest.skip("no trial of this search diverges")
+    assert "search finished: 2 trials" in log
+    trials = pd.read_csv(output / "report" / "trials.csv", dtype=str).set_index("trial")
+    assert sorted(trials["status"]) == ["errored", "finished"]
+    (nan_trial,) = trials.index[trials["status"] == "errored"]
+    assert float(trials.loc[nan_trial, "learning_rate"]) == DIVERGING_LR
+    summary = log.split("failed trials (1):")[1]
+    assert nan_trial in summary and "non-finite training loss" in summary
+    record = json.loads((output / "best_model" / RESULT_FILE).read_text())
+    assert record["hyperparameters"]["learning_rate"] == 5e-3
+    assert record["trial_id"] != nan_trial
+    assert_records_agree(output)
 
 
 def test_test_scores_and_confusion_matrix_are_scikit_learns_on_the_exported_model(topic_search):
