@@ -22,12 +22,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LEFT_AFTER_S = 10.0
-LIVE = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE", "RESTARTING")
 
 
 def census(state_url: str, stop: threading.Event) -> dict[str, float]:
     """Each group's longest stretch unused, in seconds, until `stop` is set."""
     from ray.util.state import list_actors, list_placement_groups
+
+    from search.placement import LIVE_ACTOR_STATES
 
     unused_since: dict[str, float] = {}
     longest: dict[str, float] = {}
@@ -39,7 +40,7 @@ def census(state_url: str, stop: threading.Event) -> dict[str, float]:
             )
         except Exception:  # the dashboard is busy: look again
             continue
-        used = {a.placement_group_id for a in actors if a.state in LIVE}
+        used = {a.placement_group_id for a in actors if a.state in LIVE_ACTOR_STATES}
         now = time.monotonic()
         for group in groups:
             gid = group.placement_group_id

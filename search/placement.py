@@ -26,6 +26,7 @@ LIVE_ACTOR_STATES = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE", "RESTA
 SWEEP_EVERY_S = 10.0
 # A wait for room shorter than this is ordinary (a trial's start-up beside another's end).
 WAIT_TOLD_AFTER_S = 60.0
+COMPUTE = ("CPU", "GPU")  # what a group left behind keeps from the trials
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Group:
     def holds_compute(self) -> bool:
         """Whether it reserves CPUs or GPUs: a Train run's workers do; Tune's group for a trial
         function (a byte of memory, search/tuner.py) does not, and Tune may stage it unused."""
-        return any(key in ("CPU", "GPU") and value > 0 for b in self.bundles for key, value in b)
+        return any(key in COMPUTE and value > 0 for b in self.bundles for key, value in b)
 
     def asks(self) -> str:
         """`{'CPU': 2.0} x 1`: what each bundle asks for, and how many."""
@@ -127,14 +128,14 @@ def clear_left_behind(say=print, timeout_s: float = 30.0) -> None:
 
 def holders(groups: list[Group]) -> str:
     """What holds the cluster's resources, in one clause, for a wait line."""
-    free = {k: round(v, 2) for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
-    total = {k: round(v, 2) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+    free = {k: round(v, 2) for k, v in ray.available_resources().items() if k in COMPUTE}
+    total = {k: round(v, 2) for k, v in ray.cluster_resources().items() if k in COMPUTE}
     created = [g for g in groups if g.state == "CREATED"]
     held = Counter()
     for group in created:
         for bundle in group.bundles:
             for key, value in bundle:
-                if key in ("CPU", "GPU"):
+                if key in COMPUTE:
                     held[key] += value
     others = {k: round(total[k] - free.get(k, 0) - held.get(k, 0), 2) for k in total}
     return (
