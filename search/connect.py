@@ -10,6 +10,7 @@ from pathlib import Path
 import ray
 
 import trainable
+from search.credentials import keep_aws_keys_on_the_driver
 from trainable.config import Config
 from trainable.errors import SetupError, first_line
 
@@ -39,17 +40,16 @@ def connect(cfg: Config) -> None:
         # Ray starts workers at nice 15, so on a shared workstation the trials, which are the
         # work, would yield to anything else; `ray job submit` drivers run at 0 for the same reason.
         local = {"dashboard_port": port, "_system_config": {"worker_niceness": 0}}
-        # Tune hands the driver's AWS keys to every trial in its runtime env
-        # (ray/tune/execution/class_cache.py), and Ray's runtime env agent logs each runtime env
-        # whole at INFO: the Ray started here, which inherits this environment, logs warnings
-        # and errors only. A cluster started by `ray start` keeps the level it was started with.
+        # Ray's runtime env agent logs each runtime env whole at INFO: the Ray started here
+        # logs warnings and errors only.
         os.environ.setdefault("RAY_LOGGER_LEVEL", "warning")
         runtime_env = {"env_vars": {STATE_API_ENV: f"http://127.0.0.1:{port}"}}
     else:
         runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)], "env_vars": {}}
     runtime_env["env_vars"].update(TRAIN_POLL_ENV)
-    # Tune sends the driver's AWS keys to the trials, not the endpoint of an S3-compatible store
-    # (docs/storage.md), where the workers of every node write checkpoints.
+    keep_aws_keys_on_the_driver()
+    # The address of an S3-compatible store (docs/storage.md) is no secret: the workers of every
+    # node get it here, to write their checkpoints there.
     endpoint = {k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")}
     runtime_env["env_vars"].update(endpoint)
     if cfg.resources.placement_timeout_s is not None:

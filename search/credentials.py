@@ -12,6 +12,10 @@ from trainable.errors import ConfigError
 
 # MLflow sends these to a tracking server as HTTP basic auth.
 USERNAME, PASSWORD = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
+# Ray Tune copies these from the driver's environment into every trial's runtime env
+# (ray/tune/execution/class_cache.py), which a cluster keeps in its GCS, shows on its dashboard,
+# and which its runtime env agent logs whole at INFO.
+AWS_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
 
 
 def move_credentials_to_env(cfg: Config) -> Config:
@@ -33,6 +37,15 @@ def move_credentials_to_env(cfg: Config) -> Config:
             )
     os.environ.update(credentials)
     return dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, uri=uri))
+
+
+def keep_aws_keys_on_the_driver() -> None:
+    """Tune stops handing the driver's AWS keys to the trials. Their processes use their own
+    machine's credentials: on one machine the driver's environment, which Ray's processes
+    inherit; on a cluster each node's instance role, or the environment `ray start` was given."""
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE -= AWS_KEYS
 
 
 def split_credentials(uri: str) -> tuple[dict[str, str], str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -159,30 +158,6 @@ def s3() -> S3Endpoint:
         server.stop()
 
 
-def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`python -m search.run ...` started in the background, its output read as it comes."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "search.run", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
-
-
-def wait_for(proc: subprocess.Popen, *texts: str, timeout: float = 600) -> None:
-    """Reads the search's output until each text has appeared, in order."""
-    deadline = time.monotonic() + timeout
-    pending = list(texts)
-    for line in proc.stdout:
-        while pending and pending[0] in line:
-            pending.pop(0)
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            break
-    proc.kill()
-    pytest.fail(f"never saw {pending[0]!r}: {proc.stderr.read()[-3000:]}")
-
-
 def trial_runs(output: Path) -> list:
     """The MLflow runs of the trials of the search in `output` (its own SQLite store)."""
     import mlflow
@@ -199,53 +174,6 @@ def ray_process_logs(temp_dir: Path) -> dict[int, str]:
         int(path.name.removesuffix(".log").split("_")[-1]): path.name
         for path in Path(temp_dir).glob("**/logs/python-core-*.log")
     }
-
-
-def ended_trials(output: Path) -> set[str]:
-    return {run.data.tags["trial_name"] for run in trial_runs(output) if run.info.end_time}
-
-
-RESUMED_TRIALS = 2  # one ends before the kill, the other after the resume
-
-
-@dataclass
-class ResumedSearch:
-    """What a user saw of a search on S3 storage whose driver was killed, then resumed; its
-    output folder and Ray's temp folder."""
-
-    output: Path
-    ray_tmpdir: Path
-    storage: str
-    ended_after_kill: set[str]
-    resumed: subprocess.CompletedProcess
-
-
-@pytest.fixture(scope="session")
-def resumed_s3_search(tmp_path_factory, s3) -> ResumedSearch:
-    """The tiny search on s3://BUCKET/resumed, the first trial DEFAULTS_POINT, with secrets
-    planted in its environment (the endpoint's secret key among them): the driver killed
-    outright as the second trial starts (its MLflow run exists, and Tune may not have saved
-    that the trial does, nor that the first one ended), then resumed to the end. Ray's temp
-    folder is its own, so a test can read its session logs. (Ctrl-C and --resume:
-    tests/test_two_node_cluster.py.)"""
-    output = tmp_path_factory.mktemp("resumed") / "out"
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rays3", dir="/tmp"))
-    env = {**PLANTED_ENV, **s3.env, "RAY_TMPDIR": str(ray_tmp), "TMPDIR": str(ray_tmp)}
-    storage = f"s3://{s3.bucket}/resumed"
-    trials = RESUMED_TRIALS
-    proc = start_cli(
-        "--config", str(TINY), "--trials", str(trials), "--output", str(output),
-        "--set", "space.epochs=[2]", "--set", f"storage={storage}",
-        "--set", f"search.initial_points=[{DEFAULTS_POINT}]", env=env,
-    )  # fmt: skip
-    wait_for(proc, f"1/{trials} done", f"trial 2/{trials} (", "started")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
-    after_kill = ended_trials(output)
-
-    resumed = run_cli("--resume", str(output), env=env)
-    yield ResumedSearch(output, ray_tmp, storage, after_kill, resumed)
-    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

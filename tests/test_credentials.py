@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +15,7 @@ from search.credentials import (
 )
 from search.run import main
 from tests.conftest import SECRETS, TINY
+from tests.leaks import assert_no_leaks, files_in, leaks_in
 from trainable.config_file import load_config
 from trainable.errors import ConfigError
 
@@ -130,30 +129,6 @@ def test_redact_hides_a_password_with_an_at_sign():
     assert "ss" not in redact("http://me:p@ss@127.0.0.1:5000").removesuffix("127.0.0.1:5000")
 
 
-def files_under(folder: Path):
-    for root, _, names in os.walk(folder):  # not into links: session_latest is one
-        for name in names:
-            path = Path(root) / name
-            if path.is_file():  # not Ray's sockets
-                yield path
-
-
-def leaks_in(stored: Iterable[tuple[str, bytes]], searched: set[str]) -> list[str]:
-    """`secret in place` for each planted secret found in the (place, content) pairs; adds each
-    place's base name to `searched`."""
-    leaks = []
-    for place, data in stored:
-        searched.add(place.rsplit("/", 1)[-1])
-        leaks += [f"{name} in {place}" for name, s in SECRETS.items() if s.encode() in data]
-    return leaks
-
-
-def files_in(*folders: Path) -> Iterator[tuple[str, bytes]]:
-    for folder in folders:
-        for path in files_under(folder):
-            yield str(path), path.read_bytes()
-
-
 def test_planted_secrets_appear_nowhere(tiny_search, mlflow_server, ray_tmpdir):
     """Tokens planted in the environment and a password in --tracking-uri reach no file the
     search or the MLflow server wrote, no Ray session log, not the CLI's output (cli.log), and no
@@ -177,31 +152,3 @@ def test_planted_secrets_appear_nowhere(tiny_search, mlflow_server, ray_tmpdir):
     # experiment, the search run's config artifact, the server's store, Ray's runtime env agent.
     reached = {"cli.log", "search.json", "tuner.pkl", "config.json", "mlflow.db"}
     assert_no_leaks(leaks, searched, reached | {"runtime_env_agent.log"})
-
-
-def test_the_s3_secret_key_reaches_no_object_file_or_log_with_s3_storage(resumed_s3_search, s3):
-    """The secret key a search on S3 storage signs every request with (planted in its
-    environment, as Tune hands it to every trial) is in no object of the bucket, no file of the
-    output folder, and no log or file of Ray's sessions, through a kill and a resume."""
-    search = resumed_s3_search
-    client = s3.client()
-    prefix = search.storage.removeprefix(f"s3://{s3.bucket}/")
-    objects = (
-        (key, client.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
-        for key in s3.keys(prefix)
-    )
-    searched = set()
-    console = [("the console", (search.resumed.stdout + search.resumed.stderr).encode())]
-    leaks = leaks_in(objects, searched) + leaks_in(
-        [*files_in(search.output, search.ray_tmpdir), *console], searched
-    )
-    # Reached: Tune's pickled tuner and trial parameters and its record in the bucket, the
-    # checkpoints, the search record, and the log of Ray's runtime env agent.
-    reached = {"tuner.pkl", "params.pkl", "result.json", "model.safetensors", "search.json"}
-    assert_no_leaks(leaks, searched, reached | {"runtime_env_agent.log"})
-
-
-def assert_no_leaks(leaks: list[str], searched: set[str], reached: set[str]) -> None:
-    """No secret found, in a search that reached every place named in `reached`."""
-    assert reached <= searched, reached - searched
-    assert not leaks, "\n".join(leaks)

@@ -1,7 +1,8 @@
 """A real two-node Ray cluster on 127.0.0.1: the search joins it with --address, trials land on
 both nodes, checkpoints on the shared storage path, a lost worker node and then a lost head
 lose no trial and no epoch, a trial that cannot be placed fails with its reason, and the
-export works.
+export works. As the README's cluster section asks, the search keeps its state in an S3 bucket
+(the loopback endpoint of tests/conftest.py), which both nodes reach through their environment.
 
 Each node is its own raylet (`ray start --head`, then `ray start --address ...`) with one CPU
 and a resource naming it, so two concurrent one-CPU trials can only run one per node.
@@ -16,22 +17,28 @@ import signal
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 
 from search.connect import free_ports
-from tests.conftest import TINY, ray_process_logs, run_cli
+from search.layout import OPTUNA_DB, RESULT_FILE, STUDY_NAME
+from tests.conftest import DEFAULTS_POINT, PLANTED_ENV, TINY, ray_process_logs, run_cli, trial_runs
+from tests.leaks import assert_no_leaks, files_in, leaks_in
 from tests.records import assert_records_agree
 
 # Token auth: `ray start --head` creates a token when none exists; every process shares it.
 ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
 
 
-def _ray_start(*args: str, temp_dir: str) -> None:
+def _ray_start(*args: str, temp_dir: str, env: dict[str, str] | None = None) -> None:
     subprocess.run(
         ["ray", "start", "--disable-usage-stats", *args],
-        check=True, capture_output=True, text=True, timeout=180, env=ENV, cwd=temp_dir,
+        check=True, capture_output=True, text=True, timeout=180, env={**ENV, **(env or {})},
+        cwd=temp_dir,
     )  # fmt: skip
 
 
@@ -54,8 +61,9 @@ def _stop_cluster(temp_dir: str, gcs: int) -> None:
 
 
 @contextlib.contextmanager
-def two_nodes():
-    """A head (node A) and a worker node (node B), each one CPU, torn down on leaving."""
+def two_nodes(env: dict[str, str]):
+    """A head (node A) and a worker node (node B), each one CPU, their processes given `env`,
+    torn down on leaving."""
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are long
     gcs, dashboard, agent_a, agent_b, metrics_a, metrics_b, client = free_ports(7)
     try:
@@ -64,13 +72,13 @@ def two_nodes():
             f"--temp-dir={temp_dir}", f"--dashboard-port={dashboard}",
             f"--dashboard-agent-listen-port={agent_a}", f"--metrics-export-port={metrics_a}",
             f"--ray-client-server-port={client}",
-            temp_dir=temp_dir,
+            temp_dir=temp_dir, env=env,
         )  # fmt: skip
         _ray_start(
             f"--address=127.0.0.1:{gcs}", "--num-cpus=1", '--resources={"node_b": 1}',
             f"--temp-dir={temp_dir}",
             f"--dashboard-agent-listen-port={agent_b}", f"--metrics-export-port={metrics_b}",
-            temp_dir=temp_dir,
+            temp_dir=temp_dir, env=env,
         )  # fmt: skip
         yield {
             "address": f"127.0.0.1:{gcs}",
@@ -84,8 +92,8 @@ def two_nodes():
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with two_nodes() as nodes:
+def cluster(s3):
+    with two_nodes(s3.env) as nodes:
         yield nodes
 
 
@@ -238,25 +246,43 @@ def _lose_node_b(port: int, log: str) -> None:
         proc.kill()
 
 
-def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(cluster, tmp_path):
-    """Two trials at once, one per node, with checkpoints on shared storage. Node B is lost
-    after both trained an epoch: the trial there resumes from its checkpoint on node A once
-    the other trial frees it. At the next epoch the head goes too, with the driver: the whole
-    cluster. A new cluster and --resume finish the search: both trials, every epoch counted
-    once in Tune's records as in MLflow's and Optuna's, one MLflow run each, and the export.
-    Last in this module: it takes the module's cluster down."""
-    storage, output = tmp_path / "shared", tmp_path / "out"
+@dataclass
+class LostNodesSearch:
+    """A search on the two-node cluster that lost node B, then its head, and was resumed on a
+    replacement cluster: its output folder, its storage in the bucket, the Ray temp folders of
+    both clusters, the resumed CLI's result, and the epochs each trial trains."""
+
+    output: Path
+    storage: str
+    temp_dirs: tuple[str, str]
+    resumed: subprocess.CompletedProcess
+    epochs: int
+
+
+@pytest.fixture(scope="module")
+def lost_nodes_search(cluster, s3, tmp_path_factory) -> LostNodesSearch:
+    """Two trials at once, one per node, the first DEFAULTS_POINT, with checkpoints in the
+    bucket and secrets planted in the driver's environment. Node B is lost after both trained
+    an epoch: the trial there resumes from its checkpoint on node A once the other trial frees
+    it. At the next epoch the head goes too, with the driver, killed outright: the whole
+    cluster. A new cluster and --resume finish the search. Used by the last tests of this
+    module: it takes the module's cluster down."""
+    output = tmp_path_factory.mktemp("lost") / "out"
+    storage = f"s3://{s3.bucket}/two-nodes"
     # Trials long enough that neither ends before the other has trained an epoch, though one
     # may start several seconds after the other on a loaded machine (an epoch of 1,920 messages
     # takes about a second on the tiny model), and that ASHA stops neither.
     epochs = 8
+    defaults = DEFAULTS_POINT.replace("epochs: 2", f"epochs: {epochs}")
+    env = {**ENV, **PLANTED_ENV, **s3.env}
     _wait_for_both_cpus(cluster["address"])
     search = subprocess.Popen(
         ["python", "-m", "search.run", "--config", str(TINY), "--trials", "2",
          "--max-concurrent", "2", "--output", str(output), "--address", cluster["address"],
          "--set", f"storage={storage}", "--set", f"space.epochs=[{epochs}]",
-         "--set", "data.max_rows=3000", "--set", f"search.grace_period={epochs}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+         "--set", "data.max_rows=3000", "--set", f"search.grace_period={epochs}",
+         "--set", f"search.initial_points=[{defaults}]"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     seen, log = set(), []
     for line in search.stdout:
@@ -274,35 +300,48 @@ def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(cluster,
     cluster["stop"]()
     search.communicate(timeout=60)
 
-    with two_nodes() as replacement:
-        resumed = run_cli(
-            "--resume", str(output), "--address", replacement["address"],
-            env={"RAY_AUTH_MODE": "token"},
-        )  # fmt: skip
+    with two_nodes(s3.env) as replacement:
+        resumed = run_cli("--resume", str(output), "--address", replacement["address"], env=env)
+    return LostNodesSearch(
+        output, storage, (cluster["temp_dir"], replacement["temp_dir"]), resumed, epochs
+    )
+
+
+def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(
+    lost_nodes_search, s3, monkeypatch
+):
+    """Both trials, every epoch counted once in Tune's records as in MLflow's and Optuna's,
+    one MLflow run each, and the export, scored on test by a Ray task."""
+    search = lost_nodes_search
+    output, resumed = search.output, search.resumed
+    s3.use(monkeypatch)  # the records are read from the bucket
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "search finished: 2 trials" in resumed.stdout
     name = json.loads((output / "search.json").read_text())["name"]
-    assert (storage / name / "tuner.pkl").is_file() and not (output / "ray_results").exists()
-    for result in (storage / name).glob("run_trial_*/result.json"):
-        reported = [
-            json.loads(row)["training_iteration"] for row in result.read_text().splitlines()
-        ]
-        assert reported == list(range(1, epochs + 1)), result
+    prefix = f"{search.storage.removeprefix(f's3://{s3.bucket}/')}/{name}"
+    results = [key for key in s3.keys(prefix) if key.endswith("/result.json")]
+    assert len(results) == 2 and not (output / "ray_results").exists()
+    for key in results:
+        rows = s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read().decode()
+        reported = [json.loads(row)["training_iteration"] for row in rows.splitlines()]
+        assert reported == list(range(1, search.epochs + 1)), key
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{output / 'mlflow.db'}")
-    runs = client.search_runs(
-        [client.get_experiment_by_name("finetune-hpo").experiment_id], "tags.trial_name != ''"
-    )
-    assert len(runs) == 2 and all(run.info.status == "FINISHED" for run in runs)
+    runs = trial_runs(output)
+    finished = [run.data.tags["trial_name"] for run in runs if run.info.status == "FINISHED"]
+    assert len(runs) == 2 and len(set(finished)) == 2, finished  # none lost, none twice
     for run in runs:
         # An epoch the head's loss kept from Tune's stored record is reported again, at its step.
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "eval_f1")]
-        assert sorted(set(steps)) == list(range(1, epochs + 1))
-    record = json.loads((output / "best_model" / "hpo_result.json").read_text())
-    assert record["checkpoint"].startswith(str(storage))
+        assert sorted(set(steps)) == list(range(1, search.epochs + 1))
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{output / OPTUNA_DB}")
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    record = json.loads((output / "best_model" / RESULT_FILE).read_text())
+    assert record["checkpoint"].startswith(f"{search.storage}/{name}/checkpoints/")
+    assert record["gain_over_defaults"] is not None  # the defaults' checkpoint, from the bucket
     # On a cluster a Ray task scored the test split, with a trial worker's resources.
-    scored_by = ray_process_logs(replacement["temp_dir"]).get(record["test_scored_on"]["pid"])
+    scored_by = ray_process_logs(search.temp_dirs[1]).get(record["test_scored_on"]["pid"])
     assert (scored_by or "").startswith("python-core-worker-"), record["test_scored_on"]
     assert_records_agree(output)
 
@@ -310,3 +349,59 @@ def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(cluster,
 
     classify = pipeline("text-classification", model=str(output / "best_model"))
     assert classify("WINNER!! claim your prize")[0]["label"] in ("ham", "spam")
+
+    again = run_cli("--resume", str(output), env=s3.env)
+    assert again.returncode == 0
+    assert "already finished" in again.stdout and "nothing to do" in again.stdout
+
+
+def test_the_search_keeps_its_checkpoints_and_tune_state_in_the_bucket(lost_nodes_search, s3):
+    """Every trial's best checkpoint, Tune's experiment state and every trial's record are in
+    the bucket; nothing of Tune's is only on the driver's disk."""
+    search = lost_nodes_search
+    name = json.loads((search.output / "search.json").read_text())["name"]
+    prefix = f"{search.storage.removeprefix(f's3://{s3.bucket}/')}/{name}/"
+    keys = [key.removeprefix(prefix) for key in s3.keys(prefix)]
+    for trial_name in (run.data.tags["trial_name"] for run in trial_runs(search.output)):
+        trial_id = trial_name.split("_")[2]
+        checkpoints = {  # folders, not Train's checkpoint_manager_snapshot.json beside them
+            key.split("/")[2]
+            for key in keys
+            if key.startswith(f"checkpoints/{trial_id}/checkpoint_") and key.count("/") > 2
+        }
+        assert len(checkpoints) == 1, (trial_id, checkpoints)  # its best, pruned in the bucket
+        (folder,) = {key.split("/")[0] for key in keys if key.startswith(f"run_trial_{trial_id}")}
+        assert {"params.json", "result.json", "progress.csv"} <= {
+            key.split("/")[1] for key in keys if key.startswith(f"{folder}/")
+        }
+    assert any(key.startswith("experiment_state-") for key in keys)
+    assert any(key.startswith("searcher-state-") for key in keys)
+    assert "tuner.pkl" in keys
+    # What Tune wrote on the driver's disk was uploaded.
+    staged = Path(search.temp_dirs[1]) / "session_latest" / "artifacts"
+    (driver,) = staged.glob(f"*/{name}/driver_artifacts")
+    local = {p.relative_to(driver).as_posix() for p in driver.rglob("*") if p.is_file()}
+    assert local and local <= set(keys), local - set(keys)
+
+
+def test_the_s3_secret_key_reaches_no_object_file_or_log(lost_nodes_search, s3):
+    """The secret key every request to the bucket is signed with (planted in the nodes' and the
+    driver's environments, as Tune hands it to every trial), and the tokens planted in the
+    driver's, are in no object of the bucket, no file of the output folder, and no log or file
+    of either cluster's Ray sessions, through the losses and the resume."""
+    search = lost_nodes_search
+    client = s3.client()
+    prefix = search.storage.removeprefix(f"s3://{s3.bucket}/")
+    objects = (
+        (key, client.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
+        for key in s3.keys(prefix)
+    )
+    searched = set()
+    console = [("the console", (search.resumed.stdout + search.resumed.stderr).encode())]
+    leaks = leaks_in(objects, searched) + leaks_in(
+        [*files_in(search.output, *map(Path, search.temp_dirs)), *console], searched
+    )
+    # Reached: Tune's pickled tuner and trial parameters and its record in the bucket, the
+    # checkpoints, the search record, and the log of Ray's runtime env agent.
+    reached = {"tuner.pkl", "params.pkl", "result.json", "model.safetensors", "search.json"}
+    assert_no_leaks(leaks, searched, reached | {"runtime_env_agent.log"})
