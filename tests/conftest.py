@@ -25,6 +25,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# The suite runs on two pytest-xdist workers (pyproject.toml). A test sharing one of these
+# searches, or the two-node cluster, runs on the worker that made it: each is made once.
+SHARED = ("tiny_search", "topic_search", "cluster")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for name in SHARED:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
+
 
 def run_cli(
     *args: str,
