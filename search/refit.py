@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from datasets import DatasetDict
 from ray.train import Checkpoint
 
 from search.cluster import running_alone
@@ -36,11 +35,11 @@ class Refit:
     details: dict[str, Any]  # examples, epochs, WORKER_DETAILS, time_s, checkpoint
 
 
-def refit_best(best: BestTrial, setup: TrialSetup, splits: DatasetDict) -> Refit | None:
-    """The refit model's checkpoint; None (and a warning) when the refit fails, so the search
-    still exports the selected trial's checkpoint."""
+def refit_best(best: BestTrial, setup: TrialSetup, messages: int) -> Refit | None:
+    """The refit model's checkpoint, trained on the `messages` of train and validation; None
+    (and a warning) when the refit fails, so the search still exports the selected trial's
+    checkpoint."""
     hp = best.hyperparameters
-    messages = len(splits["train"]) + len(splits["validation"])
     print(
         f"refit: {describe(hp)}, stopped after epoch {best.epoch}, on train + validation "
         f"({messages} messages)",

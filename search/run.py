@@ -55,6 +55,9 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     # Every check comes before the output folder is touched: bad input leaves nothing behind.
     labels_given = cfg.data.labels is not None
     cfg, texts, splits, shape = load_task(cfg)
+    # Of the texts, the driver keeps the one message it shows the exported model.
+    sample = sample_message(texts)
+    del texts
     check_tracking(cfg)
     if resume:
         search = read_search(cfg.output_dir)
@@ -66,7 +69,8 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     cfg = fit_to_cluster(cfg)
     if not resume:
         search_name, run_id = claim_output(cfg, overwrite)
-    print(describe_task(cfg, {k: len(v) for k, v in splits.items()}, labels_given), flush=True)
+    sizes = {name: len(split) for name, split in splits.items()}
+    print(describe_task(cfg, sizes, labels_given), flush=True)
     res = cfg.resources
     gpu = f" + 1/{share.trials_per_gpu} GPU" if share else ""
     print(
@@ -78,8 +82,11 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
         print(f"GPU sharing: {share.trials_per_gpu} trial(s) per GPU: {share.reason}", flush=True)
     setup = TrialSetup(
         config=cfg,
-        # Tokenized once here; every trial reads the same object from the object store.
-        splits_ref=ray.put(DatasetDict(train=splits["train"], validation=splits["validation"])),
+        # Tokenized once here; every trial reads the same object from the object store, and
+        # the driver keeps the test split alone.
+        splits_ref=ray.put(
+            DatasetDict(train=splits.pop("train"), validation=splits.pop("validation"))
+        ),
         checkpoint_storage=f"{cfg.experiment_path(search_name)}/checkpoints",
     )
     if resume:
@@ -95,7 +102,10 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
         )
     if resume:
         close_abandoned(cfg, search_name)
-    record = finish(cfg, search_name, run_id, results, setup, splits, sample_message(texts))
+    refit_examples = sizes["train"] + sizes["validation"]
+    record = finish(
+        cfg, search_name, run_id, results, setup, splits["test"], refit_examples, sample
+    )
     record["wall_time_s"] = round(time.monotonic() - started, 1)
     record["disk_mb"] = round(disk_usage(cfg.output_dir) / 2**20, 1)
     mark_finished(cfg.output_dir, record)
@@ -128,9 +138,11 @@ def sample_message(texts) -> str:
     return next(row[TEXT] for row in test if row[LABEL] == rarest)
 
 
-def finish(cfg: Config, search_name: str, run_id: str, results, setup, splits, sample: str):
-    """After the trials: the best one selected, refit, scored on test, exported, reported and
-    logged."""
+def finish(
+    cfg: Config, search_name: str, run_id: str, results, setup, test, refit_examples: int, sample
+):
+    """After the trials: the best one selected, refit on the `refit_examples` of train and
+    validation, scored on the tokenized `test` split, exported, reported and logged."""
     from search.export import export_best, score_where_trials_ran, write_record
     from search.parent_run import close_search_run
     from search.payoff import plan_payoff
@@ -146,10 +158,10 @@ def finish(cfg: Config, search_name: str, run_id: str, results, setup, splits, s
         raise SearchFailed(
             f"no trial finished an epoch; {len(failed)} failed: " + "; ".join(failed[:3])
         )
-    refit = refit_best(best, setup, splits) if cfg.search.refit else None
+    refit = refit_best(best, setup, refit_examples) if cfg.search.refit else None
     payoff = plan_payoff(cfg, results, best.trial_id, setup.checkpoint_storage)
-    exported, defaults = score_where_trials_ran(cfg, splits["test"], best, refit, payoff.defaults)
-    test_labels = splits["test"]["label"]
+    exported, defaults = score_where_trials_ran(cfg, test, best, refit, payoff.defaults)
+    test_labels = test["label"]
     model_dir = cfg.output_dir / BEST_MODEL
     record = export_best(best, cfg, test_labels, model_dir, refit, exported)
     record.update(trials=len(results), failed_trials=failed, sample_message=sample)
