@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -126,20 +127,22 @@ def measure(rows: int, work: Path, port: int) -> dict:
     folder = work / f"rows{rows}"
     source = make_csv(folder / "data.csv", rows)
     output, mlflow_root = folder / "out", folder / "mlflow"
+    shutil.rmtree(mlflow_root, ignore_errors=True)  # trial_ends reads every run of the store
     server, uri = start_mlflow_server(mlflow_root, port)
     try:
         command = [sys.executable, "-m", "search.run", *SEARCH, "--data", str(source)]
         command += ["--output", str(output), "--overwrite", "--tracking-uri", uri]
         run = run_cli(command, folder / "cli.log")
+        search = json.loads((output / "search.json").read_text())
+        cfg = config_from_dict(search["config"], {"output": str(output)})
+        ends = sorted(trial_ends(cfg).values())  # from the trials' MLflow runs, on the server
     finally:
         server.terminate()
         server.wait(timeout=60)
-    search = json.loads((output / "search.json").read_text())
-    cfg = config_from_dict(search["config"], {"output": str(output)})
     analysis = ExperimentAnalysis(cfg.experiment_path(search["name"]))
     trials = [trial_timing(frame) for _, frame in reported_trials(analysis)]
     reports = sum(t["epochs_run"] for t in trials)
-    for trial, end in zip(trials, sorted(trial_ends(cfg).values()), strict=False):
+    for trial, end in zip(trials, ends, strict=False):
         trial["end"] = end  # one trial at a time: the n-th to start is the n-th to end
     requests = requests_by_path((mlflow_root / "server.log").read_text())
     metric_requests = sum(requests[path] for path in METRIC_PATHS)

@@ -1,7 +1,8 @@
 """The driver's data phase: the messages read, checked, split and tokenized once, and the
 config resolved against them (labels, positive class, metric).
 
-Each step prints a line as it starts: at a million texts the phase takes minutes.
+Each step prints a line as it starts (`announce` the first): at a million texts the phase takes
+minutes.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ import time
 from trainable.config import EMBEDDED, Config
 
 
+def announce(cfg: Config) -> None:
+    """The search's first line, printed before the seconds of imports that the data phase and
+    Ray take."""
+    source = "the embedded SMS Spam Collection" if cfg.data.source == EMBEDDED else cfg.data.source
+    print(f"reading {source} ...", flush=True)
+
+
 def load_task(cfg: Config):
     """The config resolved against the data (labels, positive class, metric), the text splits,
     the tokenized ones, and the model's shape (what a trial's GPU memory depends on)."""
     started = time.monotonic()
-    source = "the embedded SMS Spam Collection" if cfg.data.source == EMBEDDED else cfg.data.source
-    print(f"reading {source} ...", flush=True)
     from search.gpu_share import ModelShape
     from trainable import data, task
     from trainable.model import check_remote_code, load_tokenizer, model_config, parameter_count

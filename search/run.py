@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from search.cli import config_from_args, parse_args
-from search.data_phase import load_task
+from search.data_phase import announce, load_task
 from search.layout import BEST_MODEL
 from search.output import check_output_free, claim_output, disk_usage, mark_finished, read_search
 from search.summary import describe_task, print_summary
@@ -40,6 +40,8 @@ def quiet_libraries() -> None:
 
 
 def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+    started = time.monotonic()
+    announce(cfg)
     import ray
     from datasets import DatasetDict
 
@@ -49,7 +51,6 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     from search.tuner import build_tuner, ended_trials, restore_tuner
     from trainable.trial import TrialSetup
 
-    started = time.monotonic()
     if not cfg.verbose:
         quiet_libraries()
     # Every check comes before the output folder is touched: bad input leaves nothing behind.
