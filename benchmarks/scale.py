@@ -2,11 +2,13 @@
 traffic cost as the rows grow, 50 classes, the tiny model, one trial at a time.
 
     python -m benchmarks.scale --rows 10000 50000 200000
+    python -m benchmarks.scale --rows 10000 50000 --source /tmp/before --name before
 
 Per size: a CSV of that many texts (`make_csv`), a real `mlflow server` on 127.0.0.1 whose
 access log counts the requests, and the CLI search
 `--config configs/tiny.yaml --data <csv> --trials 2 --max-concurrent 1` with one epoch of
-batch 32 at model.max_length 128. Writes benchmarks/results/scale.json and scale.md; the
+batch 32 at model.max_length 128. With --source, the search runs from another checkout (for
+example the commit before a change). Writes benchmarks/results/<name>.json and .md; the
 searches run under --out.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -60,12 +63,17 @@ def make_csv(path: Path, rows: int, seed: int = 0) -> Path:
     return path
 
 
-def run_cli(command: list[str], log: Path) -> dict:
-    """Runs the search, timing each line it prints and sampling the driver's memory."""
+def run_cli(command: list[str], log: Path, source: Path | None = None) -> dict:
+    """Runs the search (from `source`'s code when given), timing each line it prints and
+    sampling the driver's memory."""
     import psutil
 
     started, started_at = time.monotonic(), time.time()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    code = {"PYTHONPATH": str(source)} if source else {}
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=source,
+        env={**os.environ, **code},
+    )  # fmt: skip
     peak, driver = [0], psutil.Process(proc.pid)
 
     def sample() -> None:
@@ -116,7 +124,7 @@ def start_mlflow_server(root: Path, port: int) -> tuple[subprocess.Popen, str]:
             time.sleep(1)
 
 
-def measure(rows: int, work: Path, port: int) -> dict:
+def measure(rows: int, work: Path, port: int, source: Path | None = None) -> dict:
     """One size: the CSV, the server, the search, and what it recorded."""
     from ray.tune import ExperimentAnalysis
 
@@ -125,14 +133,14 @@ def measure(rows: int, work: Path, port: int) -> dict:
     from trainable.config_file import config_from_dict
 
     folder = work / f"rows{rows}"
-    source = make_csv(folder / "data.csv", rows)
+    data = make_csv(folder / "data.csv", rows)
     output, mlflow_root = folder / "out", folder / "mlflow"
     shutil.rmtree(mlflow_root, ignore_errors=True)  # trial_ends reads every run of the store
     server, uri = start_mlflow_server(mlflow_root, port)
     try:
-        command = [sys.executable, "-m", "search.run", *SEARCH, "--data", str(source)]
+        command = [sys.executable, "-m", "search.run", *SEARCH, "--data", str(data)]
         command += ["--output", str(output), "--overwrite", "--tracking-uri", uri]
-        run = run_cli(command, folder / "cli.log")
+        run = run_cli(command, folder / "cli.log", source)
         search = json.loads((output / "search.json").read_text())
         cfg = config_from_dict(search["config"], {"output": str(output)})
         ends = sorted(trial_ends(cfg).values())  # from the trials' MLflow runs, on the server
@@ -169,13 +177,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--out", type=Path, default=WORK / "scale")
     parser.add_argument("--port", type=int, default=5077, help="the MLflow server's port")
+    parser.add_argument("--source", type=Path, help="another checkout, whose code searches")
+    parser.add_argument("--name", default="scale", help="the results' file name")
     args = parser.parse_args()
+    source = args.source.resolve() if args.source else None
     results = []
     for rows in args.rows:
-        results.append(measure(rows, args.out, args.port))
+        results.append(measure(rows, args.out / args.name, args.port, source))
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
-        (RESULTS / "scale.md").write_text("\n".join(table(results)) + "\n")
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+        (RESULTS / f"{args.name}.md").write_text("\n".join(table(results)) + "\n")
         print("\n".join(table(results)), flush=True)
 
 
