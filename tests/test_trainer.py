@@ -9,6 +9,7 @@ import torch
 from transformers import DataCollatorWithPadding, Trainer
 
 from trainable import data
+from trainable.collate import PaddedBatches
 from trainable.config import Config, DataConfig, ModelConfig
 from trainable.config_file import config_from_dict
 from trainable.model import load_model, load_tokenizer
@@ -85,3 +86,21 @@ def test_tokens_are_counted_on_the_cpu_as_the_trainers_all_mode_counts_them(tmp_
     assert trial.state.num_input_tokens_seen == trainers_own.state.num_input_tokens_seen > messages
     assert len(gathers["trainer"]) == trainers_own.state.global_step > 1
     assert gathers["trial"] == []
+
+
+def test_batches_are_transformers_padded_batches_built_through_numpy():
+    """The trial's batches equal DataCollatorWithPadding's, key for key and dtype for dtype, on
+    messages of different lengths from the embedded tokenizer (which adds token_type_ids)."""
+    tokenizer = load_tokenizer(ModelConfig(tiny=True))
+    splits = data.tokenize(data.prepare(DataConfig(max_rows=300), seed=0), tokenizer, 48)
+    rows = splits["train"].select(range(24))
+    features = [
+        dict(zip(rows.column_names, values, strict=True))
+        for values in zip(*rows.to_dict().values(), strict=True)
+    ]
+    assert len({len(f["input_ids"]) for f in features}) > 1  # padding is needed
+    assert "token_type_ids" in features[0]
+    ours, theirs = PaddedBatches(tokenizer)(features), DataCollatorWithPadding(tokenizer)(features)
+    assert set(ours) == set(theirs)
+    for key, tensor in theirs.items():
+        assert ours[key].dtype == tensor.dtype and torch.equal(ours[key], tensor), key

@@ -89,7 +89,9 @@ def predict_split(
     and the class it predicts for each row."""
     import tempfile
 
-    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainingArguments
+
+    from trainable.collate import PaddedBatches
 
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
@@ -103,7 +105,7 @@ def predict_split(
             model=model,
             args=args,
             processing_class=tokenizer,
-            data_collator=DataCollatorWithPadding(tokenizer),
+            data_collator=PaddedBatches(tokenizer),
             compute_metrics=metrics,
         )
         trainer.remove_callback(PrinterCallback)  # the caller reports; no raw dict on stdout

@@ -10,10 +10,11 @@ from __future__ import annotations
 import datasets
 import torch
 from ray.train.huggingface.transformers import prepare_trainer
-from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from trainable.callbacks import FiniteLossCallback, SavePredictions
+from trainable.collate import PaddedBatches
 from trainable.config import Config
 from trainable.data import LABEL, arrow_column, token_lengths
 from trainable.device import cpu_plan
@@ -89,7 +90,7 @@ def build_trainer(
         train_dataset=splits["train"],
         eval_dataset=splits["validation"] if evaluates else None,
         processing_class=tokenizer,
-        data_collator=TokenCountingCollator(DataCollatorWithPadding(tokenizer)),
+        data_collator=TokenCountingCollator(PaddedBatches(tokenizer)),
         compute_metrics=metrics,
         compute_loss_func=BalancedLoss(train_labels, len(labels)) if weighted else None,
         callbacks=[FiniteLossCallback(), *callbacks],
