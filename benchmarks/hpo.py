@@ -76,10 +76,16 @@ def run_search(
         str(output),
         "--overwrite",
     ]
-    code = {"PYTHONPATH": str(source)} if source else {}
     started = time.time()
-    subprocess.run(command, check=True, cwd=source, env={**os.environ, **code, **(env or {})})
+    subprocess.run(command, check=True, **running_from(source, env))
     return collect(output, started, time.time())
+
+
+def running_from(source: Path | None, env: dict[str, str] | None = None) -> dict:
+    """subprocess's cwd and env that run the CLI with `source`'s code (another checkout; this
+    tree's when None), with the variables `env` set for it alone."""
+    code = {"PYTHONPATH": str(source)} if source else {}
+    return {"cwd": source, "env": {**os.environ, **code, **(env or {})}}
 
 
 def score_trials(result: dict, setting: str, exported: Path) -> None:

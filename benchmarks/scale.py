@@ -2,7 +2,7 @@
 traffic cost as the rows grow, 50 classes, the tiny model, one trial at a time.
 
     python -m benchmarks.scale --rows 10000 50000 200000
-    python -m benchmarks.scale --rows 10000 50000 --source /tmp/before --name before
+    python -m benchmarks.scale --rows 10000 50000 --source /tmp/before --name scale_before
 
 Per size: a CSV of that many texts (`make_csv`), a real `mlflow server` on 127.0.0.1 whose
 access log counts the requests, and the CLI search
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -68,11 +67,12 @@ def run_cli(command: list[str], log: Path, source: Path | None = None) -> dict:
     sampling the driver's memory."""
     import psutil
 
+    from benchmarks.hpo import running_from
+
     started, started_at = time.monotonic(), time.time()
-    code = {"PYTHONPATH": str(source)} if source else {}
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=source,
-        env={**os.environ, **code},
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        **running_from(source),
     )  # fmt: skip
     peak, driver = [0], psutil.Process(proc.pid)
 

@@ -124,6 +124,15 @@ class S3Endpoint:
         pages = pages.paginate(Bucket=self.bucket, Prefix=prefix)
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
+    def read(self, key: str) -> bytes:
+        return next(self.objects([key]))[1]
+
+    def objects(self, keys: list[str]):
+        """(key, content) of each object named, read through one client."""
+        client = self.client()
+        for key in keys:
+            yield key, client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
     def put(self, key: str, body: bytes) -> str:
         """Uploads `body` as `key`; returns its s3:// URI."""
         self.client().put_object(Bucket=self.bucket, Key=key, Body=body)

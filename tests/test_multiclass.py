@@ -59,7 +59,10 @@ def topic_search(request, tmp_path_factory):
     output = folder / "out"
     if request.param == 4:
         # Data-parallel: 2 Ray Train workers x 1 CPU, over gloo.
-        how = ["--trials", "1", "--set", "resources.num_workers=2"]
+        how = [
+            "--trials", "1", "--set", "resources.num_workers=2",
+            "--set", "space.learning_rate=[2e-3, 5e-3]",
+        ]  # fmt: skip
     else:
         # Two seeds of each configuration, one after the other; two trials at once, the first
         # with a learning rate that overflows the weights within a step or two, so that its
@@ -76,8 +79,7 @@ def topic_search(request, tmp_path_factory):
         ]  # fmt: skip
     proc = run_cli(
         "--config", str(TINY), "--data", str(source), "--label-column", "topic",
-        "--output", str(output), "--set", "space.epochs=[2]",
-        "--set", "space.learning_rate=[2e-3, 5e-3]", *how,
+        "--output", str(output), "--set", "space.epochs=[2]", *how,
     )  # fmt: skip
     if proc.returncode != 0:
         pytest.fail(f"search failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr}")

@@ -94,10 +94,7 @@ def test_batches_are_transformers_padded_batches_built_through_numpy():
     tokenizer = load_tokenizer(ModelConfig(tiny=True))
     splits = data.tokenize(data.prepare(DataConfig(max_rows=300), seed=0), tokenizer, 48)
     rows = splits["train"].select(range(24))
-    features = [
-        dict(zip(rows.column_names, values, strict=True))
-        for values in zip(*rows.to_dict().values(), strict=True)
-    ]
+    features = list(rows)  # as the data loader hands them: one dict per message
     assert len({len(f["input_ids"]) for f in features}) > 1  # padding is needed
     assert "token_type_ids" in features[0]
     ours, theirs = PaddedBatches(tokenizer)(features), DataCollatorWithPadding(tokenizer)(features)

@@ -1,5 +1,5 @@
 """A real two-node Ray cluster on 127.0.0.1: the search joins it with --address, trials land on
-both nodes, checkpoints on the shared storage path, a lost worker node and then a lost head
+both nodes, checkpoints on storage both reach, a lost worker node and then a lost head
 lose no trial and no epoch, a trial that cannot be placed fails with its reason, and the
 export works. As the README's cluster section asks, the search keeps its state in an S3 bucket
 (the loopback endpoint of tests/conftest.py), which both nodes reach through their environment.
@@ -26,7 +26,14 @@ import pytest
 
 from search.connect import free_ports
 from search.layout import OPTUNA_DB, RESULT_FILE, STUDY_NAME
-from tests.conftest import DEFAULTS_POINT, PLANTED_ENV, TINY, ray_process_logs, run_cli, trial_runs
+from tests.conftest import (
+    DEFAULTS_POINT,
+    PLANTED_ENV,
+    TINY,
+    ray_process_logs,
+    run_cli,
+    trial_runs,
+)
 from tests.leaks import assert_no_leaks, files_in, leaks_in
 from tests.records import assert_records_agree
 
@@ -249,14 +256,25 @@ def _lose_node_b(port: int, log: str) -> None:
 @dataclass
 class LostNodesSearch:
     """A search on the two-node cluster that lost node B, then its head, and was resumed on a
-    replacement cluster: its output folder, its storage in the bucket, the Ray temp folders of
-    both clusters, the resumed CLI's result, and the epochs each trial trains."""
+    replacement cluster: its output folder, its name, its storage in the bucket, the Ray temp
+    folders of both clusters, the resumed CLI's result, and the epochs each trial trains."""
 
     output: Path
+    name: str
     storage: str
     temp_dirs: tuple[str, str]
     resumed: subprocess.CompletedProcess
     epochs: int
+
+    @property
+    def storage_key(self) -> str:
+        """The storage's key in its bucket (s3://BUCKET/KEY)."""
+        return self.storage.removeprefix("s3://").split("/", 1)[1]
+
+    @property
+    def experiment_key(self) -> str:
+        """The key under which the bucket holds this search's Tune experiment and checkpoints."""
+        return f"{self.storage_key}/{self.name}"
 
 
 @pytest.fixture(scope="module")
@@ -302,9 +320,9 @@ def lost_nodes_search(cluster, s3, tmp_path_factory) -> LostNodesSearch:
 
     with two_nodes(s3.env) as replacement:
         resumed = run_cli("--resume", str(output), "--address", replacement["address"], env=env)
-    return LostNodesSearch(
-        output, storage, (cluster["temp_dir"], replacement["temp_dir"]), resumed, epochs
-    )
+    name = json.loads((output / "search.json").read_text())["name"]
+    temp_dirs = (cluster["temp_dir"], replacement["temp_dir"])
+    return LostNodesSearch(output, name, storage, temp_dirs, resumed, epochs)
 
 
 def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(
@@ -317,12 +335,10 @@ def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(
     s3.use(monkeypatch)  # the records are read from the bucket
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "search finished: 2 trials" in resumed.stdout
-    name = json.loads((output / "search.json").read_text())["name"]
-    prefix = f"{search.storage.removeprefix(f's3://{s3.bucket}/')}/{name}"
-    results = [key for key in s3.keys(prefix) if key.endswith("/result.json")]
+    results = [key for key in s3.keys(search.experiment_key) if key.endswith("/result.json")]
     assert len(results) == 2 and not (output / "ray_results").exists()
     for key in results:
-        rows = s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read().decode()
+        rows = s3.read(key).decode()
         reported = [json.loads(row)["training_iteration"] for row in rows.splitlines()]
         assert reported == list(range(1, search.epochs + 1)), key
     import mlflow
@@ -338,7 +354,7 @@ def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{output / OPTUNA_DB}")
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
     record = json.loads((output / "best_model" / RESULT_FILE).read_text())
-    assert record["checkpoint"].startswith(f"{search.storage}/{name}/checkpoints/")
+    assert record["checkpoint"].startswith(f"{search.storage}/{search.name}/checkpoints/")
     assert record["gain_over_defaults"] is not None  # the defaults' checkpoint, from the bucket
     # On a cluster a Ray task scored the test split, with a trial worker's resources.
     scored_by = ray_process_logs(search.temp_dirs[1]).get(record["test_scored_on"]["pid"])
@@ -359,8 +375,7 @@ def test_the_search_keeps_its_checkpoints_and_tune_state_in_the_bucket(lost_node
     """Every trial's best checkpoint, Tune's experiment state and every trial's record are in
     the bucket; nothing of Tune's is only on the driver's disk."""
     search = lost_nodes_search
-    name = json.loads((search.output / "search.json").read_text())["name"]
-    prefix = f"{search.storage.removeprefix(f's3://{s3.bucket}/')}/{name}/"
+    prefix = f"{search.experiment_key}/"
     keys = [key.removeprefix(prefix) for key in s3.keys(prefix)]
     for trial_name in (run.data.tags["trial_name"] for run in trial_runs(search.output)):
         trial_id = trial_name.split("_")[2]
@@ -379,23 +394,19 @@ def test_the_search_keeps_its_checkpoints_and_tune_state_in_the_bucket(lost_node
     assert "tuner.pkl" in keys
     # What Tune wrote on the driver's disk was uploaded.
     staged = Path(search.temp_dirs[1]) / "session_latest" / "artifacts"
-    (driver,) = staged.glob(f"*/{name}/driver_artifacts")
+    (driver,) = staged.glob(f"*/{search.name}/driver_artifacts")
     local = {p.relative_to(driver).as_posix() for p in driver.rglob("*") if p.is_file()}
     assert local and local <= set(keys), local - set(keys)
 
 
 def test_the_s3_secret_key_reaches_no_object_file_or_log(lost_nodes_search, s3):
     """The secret key every request to the bucket is signed with (planted in the nodes' and the
-    driver's environments, as Tune hands it to every trial), and the tokens planted in the
-    driver's, are in no object of the bucket, no file of the output folder, and no log or file
-    of either cluster's Ray sessions, through the losses and the resume."""
+    driver's environments; Tune would copy the driver's into every trial's runtime env), and
+    the tokens planted in the driver's, are in no object of the bucket, no file of the output
+    folder, and no log or file of either cluster's Ray sessions, through the losses and the
+    resume."""
     search = lost_nodes_search
-    client = s3.client()
-    prefix = search.storage.removeprefix(f"s3://{s3.bucket}/")
-    objects = (
-        (key, client.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
-        for key in s3.keys(prefix)
-    )
+    objects = s3.objects(s3.keys(search.storage_key))
     searched = set()
     console = [("the console", (search.resumed.stdout + search.resumed.stderr).encode())]
     leaks = leaks_in(objects, searched) + leaks_in(
