@@ -6,6 +6,7 @@ import pytest
 
 from trainable.config import Config, DataConfig, SearchConfig, TrackingConfig
 from trainable.errors import ConfigError
+from trainable.metrics import ClassificationMetrics
 from trainable.task import resolve
 
 
@@ -28,6 +29,15 @@ def test_more_classes_rank_by_macro_f1_and_the_model_is_named_after_the_data():
     assert cfg.data.positive_label is None
     assert (cfg.search.metric, cfg.search.mode) == ("macro_f1", "max")
     assert cfg.tracking.registered_model == "three-classifier"
+
+
+def test_two_classes_without_an_obvious_positive_one_need_none_for_a_score_of_both():
+    cfg = resolve(_cfg(search=SearchConfig(metric="accuracy")), ["fresh", "rotten"])
+    assert (cfg.data.positive_label, cfg.search.metric) == (None, "accuracy")
+    scores = ClassificationMetrics(cfg.data.labels).scores([0, 1, 1, 1], [0, 0, 1, 1])
+    assert "f1" not in scores and scores["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    with pytest.raises(ConfigError, match="f1 is about one of them.*--metric accuracy"):
+        resolve(_cfg(search=SearchConfig(metric="accuracy", tie_breaker="f1")), ["a", "b"])
 
 
 def test_the_mode_follows_the_metric_unless_set():

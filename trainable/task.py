@@ -35,9 +35,10 @@ def resolve(cfg: Config, labels: list[str]) -> Config:
             f"labels {labels} differ only in signs that metric names cannot hold: "
             "rename them in the label column"
         )
-    positive = positive_label(cfg, labels)
     search = cfg.search
     metric = search.metric or ("f1" if len(labels) == 2 else "macro_f1")
+    needed_by = next((m for m in (metric, search.tie_breaker) if m in BINARY_METRICS), None)
+    positive = positive_label(cfg, labels, needed_by)
     for key, name in (("metric", metric), ("tie_breaker", search.tie_breaker)):
         if len(labels) > 2 and name in BINARY_METRICS:
             raise ConfigError(
@@ -53,9 +54,11 @@ def resolve(cfg: Config, labels: list[str]) -> Config:
     )
 
 
-def positive_label(cfg: Config, labels: list[str]) -> str | None:
+def positive_label(cfg: Config, labels: list[str], needed_by: str | None) -> str | None:
     """The class precision, recall and F1 are about: the configured one, or the obvious one
-    of a known pair. None for more than two classes."""
+    of a known pair. None for more than two classes, and for two without an obvious one when
+    no score needs it (`needed_by`: the metric that does, if any): the scores are then
+    macro-averaged over both classes."""
     chosen = cfg.data.positive_label
     if chosen is not None and chosen not in labels:
         raise ConfigError(
@@ -72,10 +75,13 @@ def positive_label(cfg: Config, labels: list[str]) -> str | None:
     if chosen is not None:
         return chosen
     known = KNOWN_POSITIVE.get(frozenset(label.lower() for label in labels))
+    if known is None and needed_by is None:
+        return None
     if known is None:
         raise ConfigError(
-            f"the data has two classes, {labels[0]} and {labels[1]}, and F1 is about one of "
-            f"them: name it, e.g. --set data.positive_label={labels[1]}"
+            f"the data has two classes, {labels[0]} and {labels[1]}, and {needed_by} is about "
+            f"one of them: name it, e.g. --set data.positive_label={labels[1]}, or rank by a "
+            "score of both, e.g. --metric accuracy (or macro_f1, mcc)"
         )
     return next(label for label in labels if label.lower() == known)
 
