@@ -5,6 +5,7 @@ train + validation, as the notebook trains and as finetune-hpo's refit does.
 
     python -m benchmarks.compare --setting reduced   # about fifteen minutes
     python -m benchmarks.compare --setting full      # the record: about three hours on 2 cores
+    python -m benchmarks.compare --setting reviews   # 3,000 movie reviews: about 50 minutes
 
 Writes benchmarks/results/<setting>.json and .md (the table BENCHMARKS.md quotes).
 """
@@ -45,7 +46,8 @@ def main() -> None:
     machine = torch.get_num_threads()
     trial = results.get("hpo", {}).get("threads", machine)
     peaks = measured_peaks(out / PEAKS_FILE, {machine, trial}, reuse=redraw)
-    summary = summarize(setting_facts(args.setting), results, args.target, peaks, machine)
+    target = args.target or SETTINGS[args.setting]["target"]
+    summary = summarize(setting_facts(args.setting), results, target, peaks, machine)
     table = markdown(summary)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.setting}.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -61,7 +63,9 @@ def parser() -> argparse.ArgumentParser:
         default=",".join(CONTENDERS),
         help=f"contenders, comma-separated, of {','.join(CONTENDERS)}",
     )
-    parser.add_argument("--target", type=float, default=0.97, help="validation F1 to reach")
+    parser.add_argument(
+        "--target", type=float, help="validation F1 to reach (default: the setting's)"
+    )
     parser.add_argument(
         "--work", type=Path, default=WORK, help="scratch folder for the contenders' outputs"
     )
@@ -93,12 +97,15 @@ def measured_peaks(record: Path, threads: set[int], reuse: bool) -> dict[int, fl
 
 def setting_facts(setting: str) -> SettingFacts:
     """The setting's split sizes and its model's FLOPs per token, read from disk."""
-    splits = tokenized_splits(config_for(setting))[1]
+    cfg = config_for(setting)
+    splits = tokenized_splits(cfg)[1]
+    positive = cfg.data.labels.index(cfg.data.positive_label)
     return SettingFacts(
         name=setting,
         train_messages=len(splits["train"]),
         test_messages=len(splits["test"]),
-        test_spam=sum(splits["test"][data.LABEL]),
+        positive_label=cfg.data.positive_label,
+        test_positives=sum(label == positive for label in splits["test"][data.LABEL]),
         flops_per_token=functools.partial(flops_per_token, setting),
     )
 

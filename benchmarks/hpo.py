@@ -33,6 +33,8 @@ from trainable.config import Config
 from trainable.config_file import config_from_dict
 
 SEARCH_DIR = "hpo-search"  # the search's --output, under the contender's folder
+# What the search's own summary says of its payoff, as hpo_result.json records it.
+PAYOFF_KEYS = ("validation_bootstrap", "search_over_defaults", "refit_over_pick")
 
 
 def main() -> None:
@@ -205,6 +207,7 @@ def collect(output: Path, started: float, ended: float) -> dict:
         "test_metrics": best["test_metrics"],
         "checkpoint": best["checkpoint"],
         "refit": best.get("refit"),
+        "payoff": {key: best.get(key) for key in PAYOFF_KEYS},
         "evals": [e for t in trials for e in t["evals"]],
         "trials": trials,
         "threads": search["config"]["resources"]["cpus_per_worker"],

@@ -22,7 +22,8 @@ class SettingFacts:
     name: str
     train_messages: int
     test_messages: int
-    test_spam: int
+    positive_label: str  # the class F1 is about
+    test_positives: int
     flops_per_token: Callable[[float], float]  # average tokens per example → FLOPs per token
 
 
@@ -177,7 +178,22 @@ def hpo_row(result: dict, facts: SettingFacts, peaks: dict[int, float], machine:
     row["refit"] = result.get("refit")
     row["selected_test_metrics"] = result.get("selected_test_metrics")
     row["selection"] = selection(trials, result["checkpoint"])
+    row["rank_correlation"] = rank_correlation(trials)
+    if result.get("payoff"):
+        row["payoff"] = result["payoff"]
     return row
+
+
+def rank_correlation(trials: list[dict]) -> dict[str, float] | None:
+    """Spearman's correlation of the trials' best validation F1 with their checkpoints' test F1:
+    how far validation's order of the trials holds on test."""
+    from scipy.stats import spearmanr
+
+    scored = [t["best"] for t in trials if t.get("best") and "test_f1" in t["best"]]
+    if len(scored) < 3:
+        return None
+    found = spearmanr([b["eval_f1"] for b in scored], [b["test_f1"] for b in scored])
+    return {"trials": len(scored), "spearman": float(found.statistic)}
 
 
 def summarize(
@@ -196,7 +212,8 @@ def summarize(
         "matmul_peak_gflops": peak,
         "machine_threads": machine,
         "test_messages": facts.test_messages,
-        "test_spam": facts.test_spam,
+        "positive_label": facts.positive_label,
+        "test_positives": facts.test_positives,
         "rows": {},
     }
     for name, result in results.items():

@@ -16,11 +16,14 @@ SELECTION_RULES = {
 def markdown(summary: dict) -> str:
     rows = summary["rows"]
     hpo = rows.get("hpo") or {}
+    positive = summary["positive_label"]
     lines = contenders_table(summary)
     if hpo.get("selected_test_metrics"):
-        lines += ["", exported_model_text(hpo)]
+        lines += ["", exported_model_text(hpo, positive)]
     if hpo.get("selection"):
-        lines += ["", *selection_table(hpo["selection"])]
+        lines += ["", *selection_table(hpo["selection"], positive)]
+    if hpo.get("payoff") or hpo.get("rank_correlation"):
+        lines += ["", *payoff_text(hpo)]
     if hpo.get("wrong_messages"):
         lines += ["", wrong_messages_text(hpo["wrong_messages"], summary)]
     if "hpo" in rows and "peer" in rows:
@@ -40,7 +43,8 @@ def contenders_table(summary: dict) -> list[str]:
         f"Setting `{summary['setting']}`; target validation F1 {summary['target_f1']}; "
         f"fp32 matmul peak {summary['matmul_peak_gflops']:.0f} GFLOP/s.",
         "",
-        "| | wall time | best val F1 | test accuracy | test spam F1 | time to target F1 "
+        f"| | wall time | best val F1 | test accuracy | test {summary['positive_label']} F1 "
+        "| time to target F1 "
         "| best hyperparameters |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -58,7 +62,7 @@ def contenders_table(summary: dict) -> list[str]:
     return lines
 
 
-def exported_model_text(hpo: dict) -> str:
+def exported_model_text(hpo: dict, positive: str) -> str:
     selected, refit = hpo["selected_test_metrics"], hpo["refit"]
     made = (
         f"refit for {refit['epochs']} epochs on train + validation "
@@ -68,17 +72,17 @@ def exported_model_text(hpo: dict) -> str:
     )
     return (
         f"finetune-hpo's exported model: {made}. The selected trial's checkpoint itself "
-        f"scores test accuracy {selected['test_accuracy']:.4f}, spam F1 "
+        f"scores test accuracy {selected['test_accuracy']:.4f}, {positive} F1 "
         f"{selected['test_f1']:.4f}."
     )
 
 
-def selection_table(choice: dict[str, dict]) -> list[str]:
+def selection_table(choice: dict[str, dict], positive: str) -> list[str]:
     lines = [
-        "Selection: the test spam F1 of the trial checkpoint each rule picks among this run's "
-        "trials (before any refit; several trials: their mean, and range):",
+        f"Selection: the test {positive} F1 of the trial checkpoint each rule picks among this "
+        "run's trials (before any refit; several trials: their mean, and range):",
         "",
-        "| rule | trials | test spam F1 | range |",
+        f"| rule | trials | test {positive} F1 | range |",
         "|---|---|---|---|",
     ]
     for rule, label in SELECTION_RULES.items():
@@ -88,8 +92,26 @@ def selection_table(choice: dict[str, dict]) -> list[str]:
     return lines
 
 
+def payoff_text(hpo: dict) -> list[str]:
+    """The search's own payoff lines, and how far validation's order of the trials held."""
+    from search.summary import payoff_lines
+
+    lines = []
+    if hpo.get("payoff"):
+        lines += ["finetune-hpo's summary of its payoff:", "", "```"]
+        lines += [*payoff_lines(hpo["payoff"]), "```", ""]
+    ranks = hpo.get("rank_correlation")
+    if ranks:
+        lines.append(
+            f"Validation-test rank correlation (Spearman) of the {ranks['trials']} trials' best "
+            f"checkpoints: {ranks['spearman']:.2f}."
+        )
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def wrong_messages_text(wrong: dict, summary: dict) -> str:
     hard = len(wrong["wrong_in_half_of_trials"])
+    positive, positives = summary["positive_label"], summary["test_positives"]
     finals = ", ".join(
         f"{CONTENDERS[name].label} {n['wrong']} ({n['hard']} of them among those {hard})"
         for name, n in wrong["finals"].items()
@@ -97,8 +119,8 @@ def wrong_messages_text(wrong: dict, summary: dict) -> str:
     return (
         f"Message by message: the {wrong['trials']} trial checkpoints get "
         f"{wrong['trial_min']}-{wrong['trial_max']} of the {summary['test_messages']} test "
-        f"messages wrong ({summary['test_spam']} spam: a missed spam costs about "
-        f"{1 / summary['test_spam']:.3f} of spam F1, a false alarm about half that). Wrong in "
+        f"messages wrong ({positives} {positive}: a missed {positive} costs about "
+        f"{1 / positives:.3f} of {positive} F1, a false alarm about half that). Wrong in "
         f"every trial: {wrong['wrong_in_every_trial']}; in at least half of them: {hard} "
         f"(test rows {wrong['wrong_in_half_of_trials']}); in at least one: "
         f"{wrong['wrong_in_any_trial']}. The final models get wrong: {finals}."

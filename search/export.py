@@ -34,28 +34,23 @@ def exported_checkpoint(best: BestTrial, refit: Refit | None, cfg: Config) -> Ch
     return refit.checkpoint if refit else stored_checkpoint(best.checkpoint_path, cfg.storage_path)
 
 
-def score_where_trials_ran(
-    cfg: Config, split, best: BestTrial, refit: Refit | None, defaults: tuple[str, str] | None
-) -> tuple[Scored, Scored | None]:
-    """The test scores and predictions of the checkpoint to export and of the defaults' trial's
-    (trial id, checkpoint), if any, scored in one process. On a cluster (cfg.address), that is a
-    Ray task asking for what a trial's worker does (its CPUs, its GPU or share of one): the
+def score_where_trials_ran(cfg: Config, split, checkpoints: dict[str, Checkpoint]) -> dict:
+    """The test scores and predictions of each checkpoint (by its role: the export, the
+    pick's, the defaults'), scored in one process. On a cluster (cfg.address), that is a Ray
+    task asking for what a trial's worker does (its CPUs, its GPU or share of one): the
     driver, often on a head node without a GPU, only collects the class ids. A Ray instance
     the search started is this machine, where the trials ran: the driver scores, which saves a
     worker importing torch and transformers again (about 10 s)."""
-    checkpoints = [exported_checkpoint(best, refit, cfg)]
-    if defaults is not None:
-        checkpoints.append(stored_checkpoint(defaults[1], cfg.storage_path))
+    roles, stored = list(checkpoints), list(checkpoints.values())
     if cfg.address is None:
-        scored = score_checkpoints(checkpoints, cfg, split)
+        scored = score_checkpoints(stored, cfg, split)
     else:
         each = scaling_config(cfg).resources_per_worker
         task = ray.remote(score_checkpoints).options(
             num_cpus=each["CPU"], num_gpus=each.get("GPU", 0), name="score_test_split"
         )
-        scored = ray.get(task.remote(checkpoints, cfg, split))
-    exported, *others = scored
-    return exported, next(iter(others), None)
+        scored = ray.get(task.remote(stored, cfg, split))
+    return dict(zip(roles, scored, strict=True))
 
 
 def export_best(

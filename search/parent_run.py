@@ -70,7 +70,7 @@ def close_search_run(
         tags["tied_with_winner"] = ", ".join(tied)[:5000] or "none"
     scores = {**record["test_metrics"], **payoff_metrics(record)}
     log_batch(client, run_id, metrics=scores, tags=tags, model_id=model_id)
-    for key in ("validation_bootstrap", "gain_over_defaults"):
+    for key in ("validation_bootstrap", "search_over_defaults", "refit_over_pick"):
         if record.get(key):
             client.log_dict(run_id, record[key], f"{key}.json")
     client.log_dict(run_id, record["test_per_class"], "test_per_class.json")
@@ -79,18 +79,19 @@ def close_search_run(
 
 
 def payoff_metrics(record: dict) -> dict[str, float]:
-    """The bootstraps' bounds as metrics: the winner's validation interval, the test gain over
-    the defaults' trial and its interval."""
+    """The bootstraps' bounds as metrics: the winner's validation interval, and on test the
+    pick's gain over the defaults' trial and the refit's over the pick, with their intervals."""
     metrics = {}
     boot = record.get("validation_bootstrap")
     if boot:
         for end in ("low", "high"):
             metrics[f"validation_{boot['metric']}_{end}"] = boot["winner"][end]
-    gain = record.get("gain_over_defaults")
-    if gain:
-        metrics["test_gain_over_defaults"] = gain["value"]
-        for end in ("low", "high"):
-            metrics[f"test_gain_over_defaults_{end}"] = gain[end]
+    for key in ("search_over_defaults", "refit_over_pick"):
+        gain = record.get(key)
+        if gain and "value" in gain:  # none when the pick is the defaults' trial
+            metrics[f"test_{key}"] = gain["value"]
+            for end in ("low", "high"):
+                metrics[f"test_{key}_{end}"] = gain[end]
     return metrics
 
 

@@ -161,12 +161,12 @@ def finish(
         )
     refit = refit_best(best, setup, refit_examples) if cfg.search.refit else None
     payoff = plan_payoff(cfg, results, best.trial_id, setup.checkpoint_storage)
-    exported, defaults = score_where_trials_ran(cfg, test, best, refit, payoff.defaults)
+    scored = score_where_trials_ran(cfg, test, payoff.checkpoints(cfg, best, refit))
     test_labels = test["label"]
     model_dir = cfg.output_dir / BEST_MODEL
-    record = export_best(best, cfg, test_labels, model_dir, refit, exported)
+    record = export_best(best, cfg, test_labels, model_dir, refit, scored["export"])
     record.update(trials=len(results), failed_trials=failed, sample_message=sample)
-    record.update(payoff.record(cfg, test_labels, exported, defaults))
+    record.update(payoff.record(cfg, test_labels, scored, best))
     write_record(model_dir, record)
     report_dir = write_report(cfg, search_name, record)
     close_search_run(cfg, run_id, record, report_dir, model_dir)

@@ -98,19 +98,40 @@ def payoff_lines(record: dict[str, Any]) -> list[str]:
             f"  tied with the winner (their difference contains 0): {len(tied)} of {others} other "
             f"trials{': ' + named if tied else ''}"
         )
-    gain = record.get("gain_over_defaults")
+    return lines + gain_lines(record)
+
+
+def gain_lines(record: dict[str, Any]) -> list[str]:
+    """On test, apart: the search's pick over the defaults' trial, the refit over the pick."""
+    gain = record.get("search_over_defaults")
     if gain is None:
-        missing = record.get("gain_over_defaults_missing", "no defaults' trial")
-        lines.append(f"  over the defaults: {missing}")
+        missing = record.get("search_over_defaults_missing", "no defaults' trial")
+        lines = [f"  the search's pick over the defaults: {missing}"]
     else:
-        verdict = "a real gain" if gain["distinguishable"] and gain["value"] > 0 else (
-            "a loss" if gain["distinguishable"] else "not distinguishable from zero")  # fmt: skip
+        defaults = f"{describe(gain['defaults_hyperparameters'])}, trial {gain['defaults_trial']}"
+        ran, schedule = gain["defaults_epochs_run"], gain["defaults_epochs"]
+        if ran < schedule:
+            defaults += f", stopped after {ran} of its {schedule} epochs"
+        if gain["pick_is_defaults"]:
+            lines = [f"  the search picked the defaults' own trial ({defaults}): no gain to show"]
+        else:
+            lines = [
+                f"  the search's pick over the defaults ({defaults}; both trained on train): "
+                f"test {gain['metric']} {_difference(gain)}"
+            ]
+    refit = record.get("refit_over_pick")
+    if refit is not None:
         lines.append(
-            f"  over the defaults ({describe(gain['defaults_hyperparameters'])}, trial "
-            f"{gain['defaults_trial']}): test {gain['metric']} {gain['value']:+.4f} "
-            f"[{gain['low']:+.4f}, {gain['high']:+.4f}]: {verdict}"
+            f"  the refit over the pick (train + validation against train): test "
+            f"{refit['metric']} {_difference(refit)}"
         )
     return lines
+
+
+def _difference(gain: dict[str, Any]) -> str:
+    verdict = "a real gain" if gain["distinguishable"] and gain["value"] > 0 else (
+        "a loss" if gain["distinguishable"] else "not distinguishable from zero")  # fmt: skip
+    return f"{gain['value']:+.4f} [{gain['low']:+.4f}, {gain['high']:+.4f}]: {verdict}"
 
 
 def _interval(scores: dict[str, float]) -> str:

@@ -6,7 +6,6 @@ import os
 
 import optuna
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
 
 from search.checkpoints import CheckpointPruner
 from search.layout import STUDY_NAME
@@ -14,6 +13,7 @@ from search.optuna_search import PruneAwareOptunaSearch
 from search.placement import PlacementWatch
 from search.progress import ProgressPrinter
 from search.restore_records import RestoreRecords
+from search.scheduler import DefaultsRunToTheEnd
 from search.selection import Ranking, metric_key
 from search.space import search_space
 from search.tracking import mlflow_callback
@@ -72,13 +72,15 @@ def ended_trials(cfg: Config, search_name: str) -> int:
 
 
 def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id: str) -> tune.Tuner:
+    defaults = typed(cfg.search.initial_points[0]) if cfg.search.initial_points else None
     searcher = PruneAwareOptunaSearch(
         seed=cfg.seed,
         storage=optuna.storages.RDBStorage(cfg.optuna_uri),
         study_name=STUDY_NAME,
         points_to_evaluate=[typed(point) for point in cfg.search.initial_points] or None,
     )
-    scheduler = ASHAScheduler(
+    scheduler = DefaultsRunToTheEnd(
+        defaults,
         time_attr="training_iteration",
         max_t=max(cfg.space.epochs),
         # A trial that runs its whole schedule ends on its own, its Train run shut down in
@@ -114,9 +116,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
                     setup.checkpoint_storage,
                     ranking,
                     cfg.search.keep_top_trials,
-                    defaults=typed(cfg.search.initial_points[0])
-                    if cfg.search.initial_points
-                    else None,
+                    defaults=defaults,
                 ),
             ],
             failure_config=tune.FailureConfig(max_failures=0),

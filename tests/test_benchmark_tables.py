@@ -23,7 +23,7 @@ from benchmarks.tables import markdown
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 # 100 training messages; the model costs 10,000 FLOPs per token per token of average length.
-FACTS = SettingFacts("reduced", 100, 200, 25, lambda length: 1e4 * length)
+FACTS = SettingFacts("reduced", 100, 200, "spam", 25, lambda length: 1e4 * length)
 PEAKS = {2: 20.0, 1: 12.0}  # GFLOP/s by thread count: the machine has 2, a trial trains with 1
 
 
@@ -232,7 +232,9 @@ def test_summary_rows_carry_throughput_against_the_right_peak():
     assert seed["peak_fraction"] == pytest.approx(0.12288 / 20)  # of the machine's peak
     assert (hpo["trials_run"], hpo["epochs_run"]) == (3, 6)
     assert "tokens_per_s" not in summary["rows"]["seed_all"]
-    assert summary["test_spam"] == 25 and summary["matmul_peak_gflops"] == 20.0
+    assert (summary["positive_label"], summary["test_positives"]) == ("spam", 25) and summary[
+        "matmul_peak_gflops"
+    ] == 20.0
 
 
 EXPECTED = """\
@@ -255,6 +257,8 @@ Selection: the test spam F1 of the trial checkpoint each rule picks among this r
 | validation F1 alone, ties by luck (the peer's rule) | 2 | 0.9300 | 0.9000-0.9600 |
 | lowest validation loss | 1 | 0.9500 | - |
 | a trial at random | 3 | 0.9367 | 0.9000-0.9600 |
+
+Validation-test rank correlation (Spearman) of the 3 trials' best checkpoints: 0.00.
 
 Message by message: the 3 trial checkpoints get 2-4 of the 200 test messages wrong (25 spam: a missed spam costs about 0.040 of spam F1, a false alarm about half that). Wrong in every trial: 1; in at least half of them: 2 (test rows [2, 3]); in at least one: 6. The final models get wrong: finetune-hpo 2 (1 of them among those 2), HF hyperparameter_search 3 (2 of them among those 2).
 
@@ -281,6 +285,29 @@ finetune-hpo ran 3 trials, 6 epochs; per-trial orchestration overhead (trial wal
 
 def test_the_tables_from_the_records():
     assert markdown(summarize(FACTS, records(), 0.97, PEAKS, machine=2)) == EXPECTED
+
+
+def test_the_search_s_payoff_lines_are_drawn_as_it_printed_them():
+    results = records()
+    results["hpo"]["payoff"] = {
+        "validation_bootstrap": {
+            "metric": "f1", "confidence": 0.95, "resamples": 2000, "examples": 60,
+            "winner": {"trial_id": "b", "value": 0.975, "low": 0.93, "high": 1.0},
+            "difference_to_winner": {"a": {}, "c": {}}, "tied_with_winner": ["a", "c"],
+        },
+        "search_over_defaults": {
+            "metric": "f1", "defaults_trial": "a", "value": 0.01, "low": -0.02, "high": 0.04,
+            "distinguishable": False, "pick_is_defaults": False,
+            "defaults_hyperparameters": {"learning_rate": 5e-5, "batch_size": 8, "epochs": 3},
+            "defaults_epochs_run": 3, "defaults_epochs": 3,
+        },
+        "refit_over_pick": None,
+    }  # fmt: skip
+    text = markdown(summarize(FACTS, results, 0.97, PEAKS, machine=2))
+    drawn = text.split("finetune-hpo's summary of its payoff:\n\n```\n")[1].split("```")[0]
+    assert drawn.splitlines()[1] == "  winner b: validation f1 0.9750 [0.9300, 1.0000]"
+    assert drawn.splitlines()[3].startswith("  the search's pick over the defaults (learning_")
+    assert "\n\nValidation-test rank correlation (Spearman) of the 3 trials'" in text
 
 
 def test_machine_throughput_counts_the_trials_training_at_once():

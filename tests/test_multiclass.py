@@ -124,12 +124,12 @@ def test_labels_come_from_the_data_and_trials_rank_by_macro_f1(topic_search):
         assert winner["value"] == pytest.approx(trial.value, abs=1e-4)
     assert winner["low"] <= winner["value"] <= winner["high"]
     # No defaults' trial to compare with: none was asked for, or it diverged before evaluating.
-    assert record["gain_over_defaults"] is None
+    assert record["search_over_defaults"] is None
     missing = "no defaults' trial (search.initial_points is empty)"
     if search["config"]["search"]["initial_points"]:
         missing = "the defaults' trial kept no checkpoint (it failed or stopped before an"
-    assert record["gain_over_defaults_missing"].startswith(missing)
-    assert f"over the defaults: {missing}" in log
+    assert record["search_over_defaults_missing"].startswith(missing)
+    assert f"the search's pick over the defaults: {missing}" in log
 
 
 def test_two_seeds_report_their_mean_each_epoch_and_the_first_seed_exports(topic_search):

@@ -95,10 +95,11 @@ def test_the_payoff_lines_say_when_a_gain_is_not_distinguishable_from_zero():
             "difference_to_winner": {"a": {}, "b": {}, "c": {}},
             "tied_with_winner": ["a", "c"],
         },
-        "gain_over_defaults": {
+        "search_over_defaults": {
             "metric": "f1", "defaults_trial": "d", "value": 0.004, "low": -0.01, "high": 0.02,
-            "distinguishable": False,
+            "distinguishable": False, "pick_is_defaults": False,
             "defaults_hyperparameters": {"learning_rate": 5e-5, "batch_size": 8, "epochs": 3},
+            "defaults_epochs_run": 3, "defaults_epochs": 3,
         },
     }  # fmt: skip
     lines = payoff_lines(record)
@@ -106,5 +107,5 @@ def test_the_payoff_lines_say_when_a_gain_is_not_distinguishable_from_zero():
     assert "2 of 3 other trials: a, c" in lines[2]
     assert "test f1 +0.0040 [-0.0100, +0.0200]: not distinguishable from zero" in lines[3]
     assert "learning_rate=5.00e-05" in lines[3]
-    record["gain_over_defaults"].update(low=0.001, distinguishable=True)
+    record["search_over_defaults"].update(low=0.001, distinguishable=True)
     assert payoff_lines(record)[3].endswith("a real gain")

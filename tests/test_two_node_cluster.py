@@ -355,7 +355,7 @@ def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
     record = json.loads((output / "best_model" / RESULT_FILE).read_text())
     assert record["checkpoint"].startswith(f"{search.storage}/{search.name}/checkpoints/")
-    assert record["gain_over_defaults"] is not None  # the defaults' checkpoint, from the bucket
+    assert record["search_over_defaults"] is not None  # the defaults' checkpoint, from the bucket
     # On a cluster a Ray task scored the test split, with a trial worker's resources.
     scored_by = ray_process_logs(search.temp_dirs[1]).get(record["test_scored_on"]["pid"])
     assert (scored_by or "").startswith("python-core-worker-"), record["test_scored_on"]
