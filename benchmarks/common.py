@@ -34,6 +34,20 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "reviews": True,
         "overrides": {"data.max_rows": 3000, "data.positive_label": "fresh"},
     },
+    # The reviews setting's budget, with three dimensions beside the built-ins (finetune-hpo
+    # and the peer sample them; the seed recipe has none).
+    "reviews_space": {
+        "trials": 8,
+        "target": 0.80,
+        "reviews": True,
+        "overrides": {
+            "data.max_rows": 3000,
+            "data.positive_label": "fresh",
+            "space.warmup_ratio": {"uniform": [0.0, 0.2]},
+            "space.weight_decay": {"loguniform": [1e-4, 1e-1]},
+            "space.lr_scheduler_type": {"choice": ["linear", "cosine"]},
+        },
+    },
     "reviews_full": {
         "trials": 20,
         "target": 0.80,
@@ -67,9 +81,21 @@ def metrics_for(cfg: Config) -> ClassificationMetrics:
 
 def cli_args(setting: str, trials: int | None = None) -> list[str]:
     """The setting's search on the CLI, with `trials` in place of its trial budget if given."""
-    overrides = overrides_for(setting)
-    sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
+    sets = [
+        arg
+        for key, value in overrides_for(setting).items()
+        for arg in ("--set", f"{key}={_yaml(value)}")
+    ]
     return ["--trials", str(trials or SETTINGS[setting]["trials"]), *sets]
+
+
+def _yaml(value: Any) -> str:
+    """A value as `--set` reads it (YAML): a mapping or list in flow style."""
+    import yaml
+
+    if isinstance(value, (dict, list)):
+        return yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+    return str(value)
 
 
 def flops_per_token(setting: str, average_length: float) -> float:

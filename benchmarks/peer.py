@@ -25,7 +25,7 @@ from benchmarks.common import (
 )
 from search.selection import metric_key
 from trainable.config import Config
-from trainable.hyperparameters import LOG_UNIFORM, dimensions
+from trainable.hyperparameters import Dimension
 from trainable.model import load_model
 
 
@@ -33,16 +33,21 @@ def hp_space(cfg: Config):
     """The search's space, each dimension named as the TrainingArguments field it sets."""
 
     def space(trial: optuna.Trial) -> dict:
-        sampled = {}
-        for dim in dimensions():
-            name, values = dim.metadata["sets"], getattr(cfg.space, dim.name)
-            if dim.metadata["sampled"] == LOG_UNIFORM:
-                sampled[name] = trial.suggest_float(name, *values, log=True)
-            else:
-                sampled[name] = trial.suggest_categorical(name, values)
-        return sampled
+        return {dim.sets: suggest(trial, dim) for dim in cfg.space.dimensions.values()}
 
     return space
+
+
+def suggest(trial: optuna.Trial, dim: Dimension):
+    """The dimension's value from Optuna, sampled as Ray Tune's sampler of the same name is
+    (Ray's OptunaSearch converts it so)."""
+    name, values = dim.sets, dim.values
+    if dim.sampler == "choice":
+        return trial.suggest_categorical(name, list(values))
+    if dim.sampler == "randint":
+        return trial.suggest_int(name, values[0], values[1] - 1)
+    step = values[2] if dim.sampler == "quniform" else None
+    return trial.suggest_float(name, *values[:2], log=dim.sampler == "loguniform", step=step)
 
 
 def peer_trainer(cfg: Config, tokenizer, splits, scratch: Path, model_init, callbacks, **args):
@@ -57,6 +62,10 @@ def peer_trainer(cfg: Config, tokenizer, splits, scratch: Path, model_init, call
             save_total_limit=1,
             save_only_model=True,
             per_device_eval_batch_size=cfg.train.eval_batch_size,
+            # As finetune-hpo's trials have them; a float, since hyperparameter_search casts a
+            # sampled value to the type the field holds (an int 0 would turn 0.1 into 0).
+            weight_decay=cfg.train.weight_decay,
+            warmup_steps=float(cfg.train.warmup_ratio),
             **args,
         ),
         train_dataset=splits["train"],

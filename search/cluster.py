@@ -11,6 +11,7 @@ from search.gpu_probe import no_node_can, probe_gpus
 from search.gpu_share import ModelShape, Share, choose, trial_peak_gib
 from trainable.config import AUTO, Config
 from trainable.errors import ConfigError, SetupError
+from trainable.hyperparameters import BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def share_gpus(cfg: Config, shape: ModelShape) -> tuple[Config, Share | None]:
         raise ConfigError(refusal)
     trial_gib = trial_peak_gib(
         shape,
-        max(cfg.space.batch_size),
+        cfg.space[BATCH_SIZE].largest(),
         cfg.model.max_length,
         cfg.train.precision,
         eval_batch_size=cfg.train.eval_batch_size,

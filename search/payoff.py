@@ -26,7 +26,7 @@ from search.scorer import Scorer
 from search.selection import BestTrial, Ranking, best_per_trial
 from trainable import predictions
 from trainable.config import Config
-from trainable.hyperparameters import EPOCHS, ran_point, typed
+from trainable.hyperparameters import EPOCHS, ran_point
 from trainable.scoring import Scored
 from trainable.storage import stored_checkpoint
 
@@ -104,7 +104,7 @@ class Payoff:
             return None
         about = {
             "defaults_trial": defaults.trial_id,
-            "defaults_hyperparameters": typed(cfg.search.initial_points[0]),
+            "defaults_hyperparameters": cfg.defaults_point,
             "defaults_epochs_run": defaults.epochs_run,
             "defaults_epochs": defaults.epochs,
         }
@@ -195,7 +195,7 @@ def defaults_trial(bests: dict, cfg: Config) -> DefaultsTrial | None:
     configs), with its best checkpoint; None without one, or without its checkpoint."""
     if not cfg.search.initial_points:
         return None
-    point = typed(cfg.search.initial_points[0])
+    point = cfg.defaults_point
     for trial_id, (result, row) in bests.items():
         checkpoint = row.get(CHECKPOINT_PATH_KEY)
         if ran_point(result.config, point) and checkpoint:

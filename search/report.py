@@ -27,7 +27,7 @@ from search.optuna_search import stopped_early
 from trainable.config import Config
 from trainable.config_file import config_from_dict
 from trainable.errors import SetupError, UserError
-from trainable.hyperparameters import hyperparameter_names
+from trainable.hyperparameters import SpaceConfig
 
 PER_CLASS_COLUMNS = ["label", "precision", "recall", "f1", "support"]
 PER_CLASS_FILES = (
@@ -63,12 +63,15 @@ def trial_status(tune_status: str, params: dict[str, Any], curve: pd.DataFrame) 
     return "unfinished" if len(curve) else "not started"
 
 
-def trials_table(trials: list[TrialRecord], metric: str, mode: str) -> pd.DataFrame:
-    """One row per trial, in start order. `metric` ("macro_f1"; "eval_macro_f1" is read the
-    same) names the final_ and best_ columns; its best is taken in the direction `mode`."""
+def trials_table(
+    trials: list[TrialRecord], names: tuple[str, ...], metric: str, mode: str
+) -> pd.DataFrame:
+    """One row per trial, in start order, a column per hyperparameter in `names`. `metric`
+    ("macro_f1"; "eval_macro_f1" is read the same) names the final_ and best_ columns; its best
+    is taken in the direction `mode`."""
     name = metric.removeprefix("eval_")
     final, best = f"final_{name}", f"best_{name}"
-    columns = ["trial", *hyperparameter_names(), "epochs_run", "status", final, best]
+    columns = ["trial", *names, "epochs_run", "status", final, best]
     columns = list(dict.fromkeys([*columns, "best_loss", "wall_time_s"]))  # metric "loss"
     rows, none = [], pd.Series(dtype=float)
     for t in trials:
@@ -141,6 +144,15 @@ def write_report(cfg: Config, search_name: str, record: dict[str, Any] | None) -
     return render(cfg, load_trials(cfg, search_name), load_study(cfg), record)
 
 
+def hyperparameter_formats(space: SpaceConfig, frame: pd.DataFrame) -> dict[str, str]:
+    """A log-uniform dimension in scientific notation, another real number in 3 figures."""
+    return {
+        name: "{:.2e}" if dim.sampler == "loguniform" else "{:.3g}"
+        for name, dim in space.dimensions.items()
+        if frame[name].dtype.kind == "f"
+    }
+
+
 def render(
     cfg: Config,
     trials: list[TrialRecord],
@@ -151,16 +163,16 @@ def render(
     name, mode = cfg.search.metric.removeprefix("eval_"), cfg.search.mode
     report = cfg.output_dir / REPORT_DIR
     report.mkdir(parents=True, exist_ok=True)
-    frame = trials_table(trials, name, mode)
+    frame = trials_table(trials, cfg.space.names, name, mode)
     boot = (record or {}).get("validation_bootstrap")
     if boot:
         frame = with_intervals(frame, boot)
     frame.to_csv(report / "trials.csv", index=False)
     formats = {c: "{:.4f}" for c in frame.columns if c.startswith(("final_", "best_"))}
-    formats |= {c: "{:.2e}" for c in hyperparameter_names() if frame[c].dtype.kind == "f"}
+    formats |= hyperparameter_formats(cfg.space, frame)
     (report / "trials.md").write_text(markdown(frame, formats | {"wall_time_s": "{:.0f}"}) + "\n")
     plots.plot_history(frame, name, mode, report / "history.png")
-    plots.plot_hyperparameters(frame, name, report / "hyperparameters.png")
+    plots.plot_hyperparameters(frame, cfg.space.names, name, report / "hyperparameters.png")
     # The study holds the metric alone, as Tune ranked it (search.tuner).
     plots.plot_learning_curves(study, f"validation {name}", report / "learning_curves.png")
     plots.plot_importance(study, f"validation {name}", report / "importance.png")
@@ -198,7 +210,7 @@ def load_trials(cfg: Config, search_name: str) -> list[TrialRecord]:
         frame = frames.get(trial.trial_id, pd.DataFrame())
         keep = ("training_iteration", "time_total_s")
         curve = frame[[c for c in frame.columns if c in keep or c.startswith("eval_")]]
-        params = {k: trial.config.get(k) for k in hyperparameter_names()}
+        params = {k: trial.config.get(k) for k in cfg.space.names}
         status = trial_status(trial.status, params, curve)
         trials.append(TrialRecord(trial.trial_id, params, status, curve))
     return trials

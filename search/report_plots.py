@@ -26,7 +26,6 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from search.confusion import shares  # noqa: E402
-from trainable.hyperparameters import hyperparameter_names  # noqa: E402
 
 STATUS_MARKERS = {"finished": "o", "stopped early": "v", "errored": "x", "unfinished": "s"}
 
@@ -51,10 +50,10 @@ def plot_history(frame: pd.DataFrame, name: str, mode: str, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_hyperparameters(frame: pd.DataFrame, name: str, path: Path) -> None:
-    """Each trial's best validation `name` against each hyperparameter, coloured by the epochs
-    it ran, so that a stopped trial's score is not read as what its sampled epochs give."""
-    names = hyperparameter_names()
+def plot_hyperparameters(frame: pd.DataFrame, names: tuple[str, ...], name: str, path: Path):
+    """Each trial's best validation `name` against each hyperparameter in `names`, coloured by
+    the epochs it ran, so that a stopped trial's score is not read as what its sampled epochs
+    give."""
     fig, axes = plt.subplots(
         1, len(names), figsize=(4.3 * len(names), 3.8), sharey=True, layout="constrained"
     )

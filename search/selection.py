@@ -16,7 +16,6 @@ from ray.tune import ResultGrid
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
 from trainable.config import Config, SearchConfig
-from trainable.hyperparameters import hyperparameter_names
 from trainable.metrics import METRIC_MODES
 from trainable.storage import exists, resolve
 
@@ -90,7 +89,7 @@ def find_best(results: ResultGrid, cfg: Config) -> BestTrial | None:
         if exists(fs, row[CHECKPOINT_PATH_KEY]):
             return BestTrial(
                 trial_id=result.metrics.get("trial_id", ""),
-                hyperparameters={k: result.config[k] for k in hyperparameter_names()},
+                hyperparameters=cfg.space.typed(result.config),
                 epoch=int(row["training_iteration"]),
                 validation={k: v for k, v in row.items() if k.startswith("eval_")},
                 checkpoint_path=row[CHECKPOINT_PATH_KEY],

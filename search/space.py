@@ -1,4 +1,4 @@
-"""The search space as Tune distributions, one per SpaceConfig field."""
+"""The search space as Tune distributions, one per dimension the config declares."""
 
 from __future__ import annotations
 
@@ -6,15 +6,14 @@ from typing import Any
 
 from ray import tune
 
-from trainable.hyperparameters import LOG_UNIFORM, SpaceConfig, dimensions
+from trainable.hyperparameters import CHOICE, SpaceConfig
 
 
-def search_space(cfg: SpaceConfig) -> dict[str, Any]:
-    space = {}
-    for dim in dimensions():
-        values = getattr(cfg, dim.name)
-        if dim.metadata["sampled"] == LOG_UNIFORM:
-            space[dim.name] = tune.loguniform(*values)
-        else:
-            space[dim.name] = tune.choice(values)
-    return space
+def search_space(space: SpaceConfig) -> dict[str, Any]:
+    """Each dimension as Ray Tune's sampler of the same name (tune.uniform, tune.choice, ...)."""
+    return {
+        name: tune.choice(list(dim.values))
+        if dim.sampler == CHOICE
+        else getattr(tune, dim.sampler)(*dim.values)
+        for name, dim in space.dimensions.items()
+    }

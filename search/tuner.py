@@ -19,7 +19,7 @@ from search.space import search_space
 from search.tracking import mlflow_callback
 from trainable.config import Config
 from trainable.errors import SetupError
-from trainable.hyperparameters import typed
+from trainable.hyperparameters import EPOCHS
 from trainable.trial import TrialSetup, run_trial
 
 # Tune saves which trials exist (and the searcher's state) at most every 10 s by default; a
@@ -72,22 +72,22 @@ def ended_trials(cfg: Config, search_name: str) -> int:
 
 
 def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id: str) -> tune.Tuner:
-    defaults = typed(cfg.search.initial_points[0]) if cfg.search.initial_points else None
+    defaults = cfg.defaults_point
     searcher = PruneAwareOptunaSearch(
         seed=cfg.seed,
         storage=optuna.storages.RDBStorage(cfg.optuna_uri),
         study_name=STUDY_NAME,
-        points_to_evaluate=[typed(point) for point in cfg.search.initial_points] or None,
+        points_to_evaluate=cfg.initial_points() or None,
     )
     scheduler = DefaultsRunToTheEnd(
         defaults,
         time_attr="training_iteration",
-        max_t=max(cfg.space.epochs),
+        max_t=cfg.space[EPOCHS].largest(),
         # A trial that runs its whole schedule ends on its own, its Train run shut down in
         # order. Stopped by Tune at its last report instead, the run is torn down while it shuts
         # down, and can leave its workers' placement group behind (search/placement.py).
         stop_last_trials=False,
-        grace_period=min(cfg.search.grace_period, max(cfg.space.epochs)),
+        grace_period=min(cfg.search.grace_period, cfg.space[EPOCHS].largest()),
         reduction_factor=cfg.search.reduction_factor,
     )
     ranking = Ranking.of(cfg.search)

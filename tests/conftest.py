@@ -56,7 +56,13 @@ def run_cli(
 
 
 # The first trial of the shared search, as the shipped configs run the HF Trainer's defaults.
+# It omits the search's declared dimensions (EXTRA_SPACE): the trial takes their defaults.
 DEFAULTS_POINT = "{learning_rate: 1.0e-3, batch_size: 16, epochs: 2}"
+# Declared beside the built-ins in the shared search: a range and a choice.
+EXTRA_SPACE = {
+    "warmup_ratio": "{uniform: [0.0, 0.2]}",
+    "lr_scheduler_type": "{choice: [linear, cosine]}",
+}
 # Planted in the search's environment; no file, log, param or tag may ever contain them.
 PLANTED_ENV = {
     "MLFLOW_TRACKING_TOKEN": "planted-mlflow-token-5f1c",
@@ -209,11 +215,11 @@ def ray_tmpdir():
 @pytest.fixture(scope="session")
 def tiny_search(tmp_path_factory, mlflow_server, ray_tmpdir) -> Path:
     """One real search of the tiny model: 2 trials at once sharing the CPUs as the default config
-    does, the first one DEFAULTS_POINT, local Ray, logged to the MLflow server through a URI
-    with a user and password, with secrets planted in its environment, its winner refit on
-    train + validation, though a placement group left behind as the trials end holds every CPU
-    (tests/left_behind.py). Ray and every other temp file of the search live in ray_tmpdir.
-    Returns its output folder."""
+    does, the first one DEFAULTS_POINT, EXTRA_SPACE beside the built-ins, local Ray, logged to
+    the MLflow server through a URI with a user and password, with secrets planted in its
+    environment, its winner refit on train + validation, though a placement group left behind
+    as the trials end holds every CPU (tests/left_behind.py). Ray and every other temp file of
+    the search live in ray_tmpdir. Returns its output folder."""
     output = tmp_path_factory.mktemp("search") / "out"
     uri = mlflow_server[0].replace("http://", f"http://someuser:{URI_PASSWORD}@")
     server_log = mlflow_server[1] / "server.log"
@@ -223,6 +229,7 @@ def tiny_search(tmp_path_factory, mlflow_server, ray_tmpdir) -> Path:
         "--tracking-uri", uri, "--set", "search.keep_top_trials=1",
         "--set", "search.refit=true", "--max-concurrent", "2",
         "--set", f"search.initial_points=[{DEFAULTS_POINT}]",
+        *(arg for name, space in EXTRA_SPACE.items() for arg in ("--set", f"space.{name}={space}")),
         "--set", "resources.cpus_per_worker=null",
         # Unremoved, the planted group would hold the refit's CPUs until this fails it.
         "--set", "resources.placement_timeout_s=180",

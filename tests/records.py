@@ -14,7 +14,6 @@ import pytest
 
 from search.layout import OPTUNA_DB, SEARCH_FILE, STUDY_NAME
 from search.tracking import ABANDONED_TAG
-from trainable.hyperparameters import hyperparameter_names
 from trainable.storage import resolve, stored_text
 
 
@@ -79,7 +78,11 @@ def _tune_trials(fs: pyarrow.fs.FileSystem, experiment: str, metric: str) -> dic
 
 
 def _key(params: dict) -> tuple:
-    return tuple(float(params[name]) for name in hyperparameter_names())
+    """The sampled values, numbers as floats (Tune's record and Optuna's may differ in type)."""
+    return tuple(
+        (name, float(value) if isinstance(value, (int, float)) else value)
+        for name, value in sorted(params.items())
+    )
 
 
 # An evaluation's per-example classes, however a record might carry them: a key that names

@@ -70,7 +70,15 @@ CASES = {
     ),
     "initial point missing a value": (
         ["--set", "search.initial_points=[{learning_rate: 1.0e-4}]"],
-        ["must give exactly learning_rate, batch_size, epochs"],
+        ["must give learning_rate, batch_size, epochs"],
+    ),
+    "space field TrainingArguments lacks": (
+        ["--set", "space.warmup_ration={uniform: [0.0, 0.1]}"],
+        ["space.warmup_ration is not a TrainingArguments field"],
+    ),
+    "space value TrainingArguments refuses": (
+        ["--set", "space.lr_scheduler_type={choice: [linear, wavy]}"],
+        ["space.lr_scheduler_type value 'wavy' is refused by TrainingArguments"],
     ),
 }
 

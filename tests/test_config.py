@@ -52,7 +52,7 @@ def test_cli_flags_and_overrides_reach_the_config():
     assert cfg.search.trials == 5 and cfg.search.max_concurrent == 2 and cfg.seed == 3
     assert cfg.output == "/tmp/x" and cfg.address == "auto"
     assert cfg.tracking_uri == "http://127.0.0.1:5000" and cfg.tracking.experiment == "exp"
-    assert cfg.train.weight_decay == 0.01 and cfg.space.batch_size == [4, 8]
+    assert cfg.train.weight_decay == 0.01 and cfg.space["batch_size"].values == (4, 8)
     assert cfg.model.tiny  # from the file
 
 

@@ -281,7 +281,8 @@ def test_commands_parse_into_the_same_settings():
     assert configs["single"].resources.trials_per_gpu == 1
     for cfg in configs.values():
         assert (cfg.search.trials, cfg.seed, cfg.train.precision) == (12, 7, "bf16")
-        assert (cfg.space.batch_size, cfg.space.epochs) == ([16, 32], [1, 2])
+        space = cfg.space.declared()
+        assert (space["batch_size"], space["epochs"]) == ([16, 32], [1, 2])
         assert (cfg.data.source, cfg.model.name, cfg.search.refit) == (
             "embedded",
             "embedded",

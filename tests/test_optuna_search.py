@@ -14,7 +14,9 @@ from trainable.hyperparameters import SpaceConfig
 @pytest.fixture
 def searcher():
     searcher = PruneAwareOptunaSearch(seed=0)
-    searcher.set_search_properties("score", "max", search_space(SpaceConfig(epochs=[3])))
+    searcher.set_search_properties(
+        "score", "max", search_space(SpaceConfig.from_declared({"epochs": [3]}))
+    )
     return searcher
 
 
@@ -73,7 +75,9 @@ def test_a_restored_searcher_reads_what_the_study_on_disk_was_told(tmp_path):
     """Tune restores the searcher as saved; the study in storage may have been told since."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
     searcher = PruneAwareOptunaSearch(seed=0, storage=storage, study_name="search")
-    searcher.set_search_properties("score", "max", search_space(SpaceConfig(epochs=[3])))
+    searcher.set_search_properties(
+        "score", "max", search_space(SpaceConfig.from_declared({"epochs": [3]}))
+    )
     searcher.suggest("a")
     searcher.save(str(tmp_path / "searcher.pkl"))
     searcher.on_trial_result("a", {"score": 0.5, "training_iteration": 1})

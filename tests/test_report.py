@@ -14,7 +14,7 @@ from search.layout import REPORT_DIR, SEARCH_FILE, STUDY_NAME
 from search.report import TrialRecord, best_value, per_class_table, trial_status, trials_table
 from search.report_plots import plot_confusion_matrix, plot_importance, plot_learning_curves
 from trainable.config_file import config_from_dict
-from trainable.hyperparameters import hyperparameter_names
+from trainable.hyperparameters import SpaceConfig
 
 LABELS = ["food", "sports", "tech"]
 RECORD = {
@@ -31,6 +31,9 @@ RECORD = {
     },
     "confusion_matrix": {"labels": LABELS, "matrix": [[28, 1, 1], [0, 30, 2], [3, 0, 25]]},
 }
+
+
+NAMES = SpaceConfig().names
 
 
 def curve(scores: list[float], losses: list[float] | None = None) -> pd.DataFrame:
@@ -59,17 +62,19 @@ def png(path) -> bytes:
 
 
 def test_the_table_names_its_columns_after_the_metric():
-    frame = trials_table([trial("a", [0.5, 0.7], 2)], "macro_f1", "max")
-    names = list(hyperparameter_names())
-    assert list(frame.columns) == ["trial", *names, "epochs_run", "status", "final_macro_f1",
+    frame = trials_table([trial("a", [0.5, 0.7], 2)], NAMES, "macro_f1", "max")
+    assert list(frame.columns) == ["trial", *NAMES, "epochs_run", "status", "final_macro_f1",
                                    "best_macro_f1", "best_loss", "wall_time_s"]  # fmt: skip
-    assert frame.equals(trials_table([trial("a", [0.5, 0.7], 2)], "eval_macro_f1", "max"))
-    assert not any("f1" in c for c in trials_table([], "mcc", "max").columns)
+    assert frame.equals(trials_table([trial("a", [0.5, 0.7], 2)], NAMES, "eval_macro_f1", "max"))
+    assert not any("f1" in c for c in trials_table([], NAMES, "mcc", "max").columns)
 
 
 def test_the_best_of_a_trial_follows_the_mode():
     trials = [trial("a", [0.5, 0.8, 0.6], 3), trial("b", [0.4, 0.3], 2)]
-    high, low = trials_table(trials, "macro_f1", "max"), trials_table(trials, "macro_f1", "min")
+    high, low = (
+        trials_table(trials, NAMES, "macro_f1", "max"),
+        trials_table(trials, NAMES, "macro_f1", "min"),
+    )
     assert list(high["best_macro_f1"]) == [0.8, 0.4]
     assert list(low["best_macro_f1"]) == [0.5, 0.3]
     assert list(high["final_macro_f1"]) == list(low["final_macro_f1"]) == [0.6, 0.3]
@@ -77,7 +82,7 @@ def test_the_best_of_a_trial_follows_the_mode():
 
 def test_a_loss_ranked_search_takes_the_lowest_loss_once():
     trials = [trial("a", [0.5, 0.6, 0.7], 3, losses=[0.9, 0.2, 0.4])]
-    frame = trials_table(trials, "loss", "min")
+    frame = trials_table(trials, NAMES, "loss", "min")
     assert list(frame.columns).count("best_loss") == 1
     assert frame.loc[0, "best_loss"] == 0.2 and frame.loc[0, "final_loss"] == 0.4
 

@@ -18,7 +18,7 @@ from transformers import pipeline
 from search.layout import RESULT_FILE
 from search.refit import RUN_NAME as REFIT_RUN
 from search.tracking import PARENT_TAG, SEARCH_TAG
-from tests.conftest import MLFLOW_REQUESTS, ray_process_logs
+from tests.conftest import EXTRA_SPACE, MLFLOW_REQUESTS, ray_process_logs
 from tests.left_behind import PLANTED
 from tests.records import assert_records_agree, assert_scalars_only, mlflow_requests
 from trainable import data, predictions
@@ -66,7 +66,7 @@ def test_mlflow_holds_one_run_per_trial_with_params_and_eval_metrics(tiny_search
     for run in runs:
         assert run.data.tags[SEARCH_TAG] == search["name"]
         assert run.data.tags[PARENT_TAG] == search["mlflow_run_id"]
-        assert set(run.data.params) == {"learning_rate", "batch_size", "epochs"}
+        assert set(run.data.params) == {"learning_rate", "batch_size", "epochs", *EXTRA_SPACE}
         assert 1e-4 <= float(run.data.params["learning_rate"]) <= 1e-3
         for key in ("eval_f1", "eval_accuracy", "eval_precision", "eval_recall", "eval_loss"):
             assert key in run.data.metrics
@@ -125,7 +125,7 @@ def test_the_exported_model_classifies_a_long_text_cut_at_the_trained_length(tin
 
 def test_export_records_hyperparameters_validation_and_test_metrics(tiny_search):
     record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
-    assert set(record["hyperparameters"]) == {"learning_rate", "batch_size", "epochs"}
+    assert set(record["hyperparameters"]) == {"learning_rate", "batch_size", "epochs", *EXTRA_SPACE}
     assert record["hyperparameters"]["batch_size"] in (16, 32)
     assert 1 <= record["best_epoch"] <= record["hyperparameters"]["epochs"]
     assert "eval_f1" in record["validation_metrics"]
@@ -243,11 +243,12 @@ def test_the_search_says_whether_it_paid_off(tiny_search, mlflow_server):
     # On test, apart: the pick over the defaults' trial, and the refit over the pick. The
     # shared search (seeded) picks the defaults' own trial.
     gain = record["search_over_defaults"]
+    # The point omits the declared dimensions: the trial ran without warm-up, on a linear
+    # schedule, as the train section and TrainingArguments have it.
     assert gain["defaults_hyperparameters"] == {
-        "learning_rate": 1e-3,
-        "batch_size": 16,
-        "epochs": 2,
-    }
+        "learning_rate": 1e-3, "batch_size": 16, "epochs": 2,
+        "warmup_ratio": 0.0, "lr_scheduler_type": "linear",
+    }  # fmt: skip
     assert (gain["defaults_epochs_run"], gain["defaults_epochs"]) == (2, 2)
     assert gain["pick_is_defaults"] and gain["defaults_trial"] == record["trial_id"]
     assert "value" not in gain
@@ -359,6 +360,18 @@ def test_report_has_a_row_per_trial_and_every_plot(tiny_search):
     table = pd.read_csv(report / "trials.csv")
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{tiny_search / 'optuna.db'}")
     assert len(table) == len(study.trials) == 2
+    # The declared dimensions are the study's, the table's and the exported record's as the
+    # built-ins are, with their types.
+    names = ["learning_rate", "batch_size", "epochs", *EXTRA_SPACE]
+    assert list(table.columns[1:6]) == names
+    assert set(table["lr_scheduler_type"]) <= {"linear", "cosine"}
+    for trial in study.trials:
+        assert sorted(trial.params) == sorted(names)
+        assert 0.0 <= trial.params["warmup_ratio"] <= 0.2
+        assert trial.params["lr_scheduler_type"] in ("linear", "cosine")
+    record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
+    assert list(record["hyperparameters"]) == names
+    assert isinstance(record["hyperparameters"]["warmup_ratio"], float)
     assert set(table["status"]) <= {"finished", "stopped early"}
     assert (table["epochs_run"] >= 1).all()
     markdown = (report / "trials.md").read_text().splitlines()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from trainable.errors import ConfigError
-from trainable.hyperparameters import SpaceConfig, check_point, check_space
+from trainable.hyperparameters import SpaceConfig, check_point, check_space, full_point
 from trainable.metrics import METRIC_MODES
 
 EMBEDDED = "embedded"
@@ -64,7 +64,8 @@ class SearchConfig:
     keep_top_trials: int = 3
     refit: bool = True
     repeats: int = 1  # seeds per configuration; ASHA and Optuna see their mean per epoch
-    initial_points: list[dict[str, float]] = field(
+    # A point gives the built-ins, and may give other dimensions (full_point fills them in).
+    initial_points: list[dict[str, bool | int | float | str]] = field(
         default_factory=lambda: [{"learning_rate": 5e-5, "batch_size": 8, "epochs": 3}]
     )
 
@@ -213,7 +214,30 @@ class Config:
         return f"{self.storage_path.rstrip('/')}/{search_name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """As `config_from_dict` reads it back: the space as the YAML declares it."""
+        return {**dataclasses.asdict(self), "space": self.space.declared()}
+
+    def initial_points(self) -> list[dict[str, Any]]:
+        """search.initial_points with every dimension of the space, typed."""
+        unsampled = self.unsampled()
+        return [full_point(point, self.space, unsampled) for point in self.search.initial_points]
+
+    @property
+    def defaults_point(self) -> dict[str, Any] | None:
+        """The first initial point, the defaults' trial: the HF Trainer's defaults in the
+        shipped configs."""
+        return next(iter(self.initial_points()), None)
+
+    def unsampled(self) -> dict[str, Any]:
+        """What a trial's TrainingArguments hold for each extra dimension were it not sampled:
+        the train section's weight decay and warm-up, TrainingArguments' default otherwise."""
+        if not self.space.extra:
+            return {}
+        from transformers import TrainingArguments
+
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainingArguments)}
+        fixed = {"weight_decay": self.train.weight_decay, "warmup_ratio": self.train.warmup_ratio}
+        return {dim.name: fixed.get(dim.name, defaults[dim.sets]) for dim in self.space.extra}
 
 
 def _at_least(value: int, minimum: int, key: str) -> None:

@@ -17,6 +17,7 @@ import yaml
 
 from trainable.config import Config
 from trainable.errors import ConfigError
+from trainable.hyperparameters import SpaceConfig
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -90,7 +91,9 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         if name not in raw:
             continue
         kind = hints[name]
-        if dataclasses.is_dataclass(kind):
+        if kind is SpaceConfig:  # keyed by hyperparameter, each a list or {sampler: [...]}
+            values[name] = SpaceConfig.from_declared(raw[name] or {})
+        elif dataclasses.is_dataclass(kind):
             values[name] = _build(kind, raw[name] or {}, f"{prefix}{name}.")
         else:
             values[name] = _coerce(raw[name], kind, f"{prefix}{name}")

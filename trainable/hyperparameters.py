@@ -1,105 +1,327 @@
-"""The hyperparameters a search samples. Each is one field of SpaceConfig, whose metadata says
-how it is sampled and which `TrainingArguments` field it sets; everything else (validation, the
-Tune space, the worker's arguments, tables and messages) follows from that field. Adding one,
-weight decay say, is adding a field here.
+"""The hyperparameters a search samples, as the config's `space:` declares them.
+
+Three are built in and keep their list shorthand: `learning_rate: [low, high]` (log-uniform),
+`batch_size: [8, 16]` and `epochs: [2, 3]` (one of the values). Any other `TrainingArguments`
+field can join them with one of Ray Tune's samplers:
+
+    space:
+      warmup_ratio: {uniform: [0.0, 0.1]}
+      weight_decay: {loguniform: [1.0e-4, 1.0e-1]}
+      lr_scheduler_type: {choice: [linear, cosine]}
+
+Everything else (the Tune space, the worker's arguments, validation, tables and messages)
+follows from the `Dimension`s of `SpaceConfig`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from trainable.errors import ConfigError
 
-LOG_UNIFORM = "log_uniform"  # [low, high], sampled log-uniformly
-CHOICE = "choice"  # one of the listed values
 EPOCHS = "epochs"  # the one hyperparameter the scheduler, refit and reports read by name
+BATCH_SIZE = "batch_size"
+
+# Samplers by Ray Tune's names, with the arguments each takes. randint's upper bound is
+# excluded, as in Tune.
+RANGES = {"loguniform": 2, "uniform": 2, "quniform": 3, "randint": 2}
+CHOICE = "choice"
+SAMPLERS = (*RANGES, CHOICE)
+
+# A name the space knows by another than its TrainingArguments field: the field it sets. In
+# transformers 5 a warm-up ratio is a warmup_steps below 1.
+ALIASES = {
+    "batch_size": "per_device_train_batch_size",
+    "epochs": "num_train_epochs",
+    "warmup_ratio": "warmup_steps",
+}
+# The built-ins: their shorthand's sampler and their default values.
+BUILT_INS = {
+    "learning_rate": ("loguniform", (1e-5, 3e-4)),
+    BATCH_SIZE: (CHOICE, (8, 16, 32)),
+    EPOCHS: (CHOICE, (2, 3, 4)),
+}
+# TrainingArguments fields the search sets from the rest of the config, or needs as it sets
+# them: a dimension may not sample them.
+MANAGED = frozenset(
+    {
+        *ALIASES.values(),
+        *("output_dir", "eval_strategy", "save_strategy", "logging_strategy", "save_steps"),
+        *("eval_steps", "logging_steps", "save_total_limit", "save_only_model", "seed"),
+        *("data_seed", "per_device_eval_batch_size", "train_sampling_strategy", "use_cpu"),
+        *("fp16", "bf16", "report_to", "disable_tqdm", "log_level", "logging_nan_inf_filter"),
+        *("include_num_input_tokens_seen", "ddp_find_unused_parameters", "max_steps"),
+        *("dataloader_num_workers", "dataloader_persistent_workers", "load_best_model_at_end"),
+        *("metric_for_best_model", "greater_is_better", "resume_from_checkpoint", "do_train"),
+        *("do_eval", "do_predict", "push_to_hub", "hub_model_id", "hub_token", "run_name"),
+    }
+)
 
 
-def _dimension(default: list, sampled: str, sets: str):
-    return field(default_factory=lambda: list(default), metadata={"sampled": sampled, "sets": sets})
+@dataclass(frozen=True)
+class Dimension:
+    """One sampled hyperparameter: `sampler` one of SAMPLERS, `values` its arguments
+    ([low, high], [low, high, q]) or, for a choice, the values."""
+
+    name: str
+    sampler: str
+    values: tuple
+
+    @property
+    def sets(self) -> str:
+        """The TrainingArguments field it sets."""
+        return ALIASES.get(self.name, self.name)
+
+    @property
+    def whole(self) -> bool:
+        """Whether it takes whole numbers only (randint, or a choice of whole numbers)."""
+        if self.sampler == "randint":
+            return True
+        return self.sampler == CHOICE and all(_is_int(v) for v in self.values)
+
+    def cast(self, value: Any) -> Any:
+        """A value with the type the space declares (YAML and Tune may give 8.0 for 8)."""
+        if self.whole:
+            return int(value)
+        return float(value) if self.sampler in RANGES else value
+
+    def holds(self, value: Any) -> bool:
+        if self.sampler == CHOICE:
+            return value in self.values
+        low, high = self.values[:2]
+        if not _is_number(value):
+            return False
+        return low <= value < high if self.sampler == "randint" else low <= value <= high
+
+    def largest(self) -> Any:
+        if self.sampler == CHOICE:
+            return max(self.values)
+        return self.values[1] - 1 if self.sampler == "randint" else self.values[1]
+
+    def declared(self) -> Any:
+        """As the YAML writes it: a built-in's list shorthand, else `{sampler: [...]}`."""
+        if BUILT_INS.get(self.name, (None,))[0] == self.sampler:
+            return list(self.values)
+        return {self.sampler: list(self.values)}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _parse(name: str, declared: Any) -> Dimension:
+    key = f"space.{name}"
+    if isinstance(declared, list) and name in BUILT_INS:
+        sampler = BUILT_INS[name][0]
+        return Dimension(name, sampler, _numbers(sampler, declared))
+    example = "e.g. {uniform: [0.0, 0.1]} or {choice: [linear, cosine]}"
+    if not isinstance(declared, dict) or len(declared) != 1:
+        shorthand = f" or a list, e.g. {list(BUILT_INS[name][1])}" if name in BUILT_INS else ""
+        raise ConfigError(f"{key} must be a sampler with its values, {example}{shorthand}")
+    ((sampler, values),) = declared.items()
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"{key} sampler {sampler!r} is not one of {', '.join(SAMPLERS)}")
+    if not isinstance(values, list):
+        raise ConfigError(f"{key} {sampler} takes a list, {example}")
+    return Dimension(name, sampler, _numbers(sampler, values))
+
+
+def _numbers(sampler: str, values: list) -> tuple:
+    """A range's ends as numbers: YAML reads 1e-5 (no dot) as a string."""
+    if sampler not in RANGES:
+        return tuple(values)
+    return tuple(_number(v) if isinstance(v, str) else v for v in values)
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 @dataclass
 class SpaceConfig:
-    learning_rate: list[float] = _dimension([1e-5, 3e-4], LOG_UNIFORM, "learning_rate")
-    batch_size: list[int] = _dimension([8, 16, 32], CHOICE, "per_device_train_batch_size")
-    epochs: list[int] = _dimension([2, 3, 4], CHOICE, "num_train_epochs")
+    """The space as declared: the built-ins first (their defaults unless declared), then any
+    other dimensions in the order the YAML gives them."""
 
+    dimensions: dict[str, Dimension] = field(
+        default_factory=lambda: {
+            name: Dimension(name, sampler, values) for name, (sampler, values) in BUILT_INS.items()
+        }
+    )
 
-def dimensions() -> tuple[dataclasses.Field, ...]:
-    return dataclasses.fields(SpaceConfig)
+    @classmethod
+    def from_declared(cls, declared: dict[str, Any]) -> SpaceConfig:
+        """From the YAML's `space:` mapping (with overrides applied); shapes are checked here,
+        values by `check_space`."""
+        if not isinstance(declared, dict):
+            raise ConfigError("space must be a mapping of hyperparameters to values")
+        space = cls()
+        for name, values in declared.items():
+            space.dimensions[str(name)] = _parse(str(name), values)
+        return space
 
+    def declared(self) -> dict[str, Any]:
+        return {name: dim.declared() for name, dim in self.dimensions.items()}
 
-def hyperparameter_names() -> tuple[str, ...]:
-    """What the search samples, in order: the one list every table, plot and record follows."""
-    return tuple(dim.name for dim in dimensions())
+    @property
+    def names(self) -> tuple[str, ...]:
+        """What the search samples, in order: the one list every table, plot and record follows."""
+        return tuple(self.dimensions)
 
+    @property
+    def extra(self) -> tuple[Dimension, ...]:
+        """The dimensions beside the built-ins."""
+        return tuple(d for name, d in self.dimensions.items() if name not in BUILT_INS)
 
-def _whole(dim: dataclasses.Field) -> bool:
-    return dim.type in ("list[int]", list[int])
+    def __getitem__(self, name: str) -> Dimension:
+        return self.dimensions[name]
 
+    def typed(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The sampled values of every dimension, with their declared types."""
+        return {name: dim.cast(params[name]) for name, dim in self.dimensions.items()}
 
-def typed(params: dict[str, Any]) -> dict[str, Any]:
-    """The sampled values with their declared types (YAML and Tune may give 8.0 for 8)."""
-    return {
-        dim.name: int(params[dim.name]) if _whole(dim) else float(params[dim.name])
-        for dim in dimensions()
-    }
+    def training_arguments(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The `TrainingArguments` fields the sampled values set."""
+        values = self.typed(params)
+        return {dim.sets: values[name] for name, dim in self.dimensions.items()}
 
 
 def ran_point(config: dict[str, Any], point: dict[str, Any]) -> bool:
-    """Whether a trial's config holds the point's values (the point as `typed` gives it)."""
+    """Whether a trial's config holds the point's values (the point as `full_point` gives it)."""
     return all(config.get(name) == value for name, value in point.items())
-
-
-def training_arguments(params: dict[str, Any]) -> dict[str, Any]:
-    """The `TrainingArguments` fields the sampled values set."""
-    values = typed(params)
-    return {dim.metadata["sets"]: values[dim.name] for dim in dimensions()}
 
 
 def describe(params: dict[str, Any]) -> str:
     """`learning_rate=5.00e-05 batch_size=8 epochs=3`, as every message writes them."""
-    values = typed(params)
-    return " ".join(
-        f"{name}={value}" if isinstance(value, int) else f"{name}={value:.2e}"
-        for name, value in values.items()
-    )
+    return " ".join(f"{name}={_shown(value)}" for name, value in params.items())
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2e}" if value and abs(value) < 1e-2 else f"{value:g}"
+    return str(value)
+
+
+def full_point(point: dict[str, Any], space: SpaceConfig, unsampled: dict[str, Any]) -> dict:
+    """A point of search.initial_points with every dimension: one it omits takes the value a
+    trial gets without that dimension (`unsampled`: by name, see `Config.unsampled`)."""
+    return space.typed({**{d.name: unsampled[d.name] for d in space.extra}, **point})
 
 
 def check_space(space: SpaceConfig) -> None:
     """Raises ConfigError naming the dimension that cannot be sampled, and the fix."""
-    for dim in dimensions():
-        values, key = getattr(space, dim.name), f"space.{dim.name}"
-        if dim.metadata["sampled"] == LOG_UNIFORM:
-            if len(values) != 2:
-                raise ConfigError(f"{key} must be [low, high]; got {values}")
-            low, high = values
-            if low <= 0 or high <= 0:
-                raise ConfigError(f"{key} {values} must be positive, e.g. [1e-5, 2e-4]")
-            if low > high:
-                raise ConfigError(
-                    f"{key} [{low}, {high}] is inverted: give [low, high], e.g. [{high}, {low}]"
-                )
-        elif not values or any(v < 1 for v in values):
-            raise ConfigError(f"{key} {values} must list whole numbers of at least 1, e.g. [1, 2]")
-
-
-def check_point(point: dict[str, float], space: SpaceConfig, key: str) -> None:
-    """Raises ConfigError unless `point` gives every hyperparameter a value the space holds."""
-    names = hyperparameter_names()
-    if sorted(point) != sorted(names):
-        raise ConfigError(f"{key} {point} must give exactly {', '.join(names)}")
-    for dim in dimensions():
-        value, allowed = point[dim.name], getattr(space, dim.name)
-        if dim.metadata["sampled"] == LOG_UNIFORM:
-            inside, what = allowed[0] <= value <= allowed[1], "is outside"
+    for dim in space.dimensions.values():
+        key, values = f"space.{dim.name}", list(dim.values)
+        if dim.sampler == CHOICE:
+            if not values:
+                raise ConfigError(f"{key} must list at least 1 value, e.g. [1, 2]")
         else:
-            inside, what = value in allowed, "is not one of"
-        if not inside:
+            arity = RANGES[dim.sampler]
+            shape = "[low, high, q]" if arity == 3 else "[low, high]"
+            if len(values) != arity or not all(map(_is_number, values)):
+                raise ConfigError(f"{key} {dim.sampler} takes {shape}; got {values}")
+            low, high = values[:2]
+            if dim.sampler == "loguniform" and (low <= 0 or high <= 0):
+                raise ConfigError(f"{key} {values} must be positive, e.g. [1e-5, 2e-4]")
+            if dim.sampler == "randint" and not (_is_int(low) and _is_int(high)):
+                raise ConfigError(f"{key} randint takes whole numbers; got {values}")
+            if low > high or (dim.sampler == "randint" and low == high):
+                raise ConfigError(
+                    f"{key} {values} is inverted or empty: give [low, high] with low below "
+                    "high (randint excludes high)"
+                )
+        if dim.name in (BATCH_SIZE, EPOCHS) and not (
+            dim.whole and all(v >= 1 for v in values[: 2 if dim.sampler != CHOICE else None])
+        ):
+            raise ConfigError(f"{key} {values} must be whole numbers of at least 1, e.g. [1, 2]")
+    if space.extra:
+        _check_training_arguments(space)
+
+
+def _check_training_arguments(space: SpaceConfig) -> None:
+    """Each extra dimension names a TrainingArguments field the search leaves free, of a type
+    its sampler gives, and TrainingArguments takes each of its values (a choice's every one,
+    a range's ends)."""
+    from transformers import TrainingArguments
+
+    fields = {f.name: f for f in dataclasses.fields(TrainingArguments) if f.init}
+    hints = typing.get_type_hints(TrainingArguments)
+    for dim in space.extra:
+        key = f"space.{dim.name}"
+        if dim.sets in MANAGED and dim.name not in ALIASES:
+            alias = next((name for name, sets in ALIASES.items() if sets == dim.name), None)
             raise ConfigError(
-                f"{key} {dim.name} {value:g} {what} space.{dim.name} {allowed}: "
+                f"{key}: sample it as space.{alias}"
+                if alias
+                else f"{key}: the search sets "
+                f"{dim.name} itself; sample another TrainingArguments field"
+            )
+        if dim.sets not in fields:
+            raise ConfigError(
+                f"{key} is not a TrainingArguments field: name one, e.g. warmup_ratio, "
+                "weight_decay or lr_scheduler_type"
+            )
+        kinds = _kinds(hints[dim.sets])
+        if dim.sampler in RANGES and float not in kinds and int not in kinds:
+            raise ConfigError(f"{key} takes {_names(kinds)}: sample it with choice")
+        if dim.sampler != "randint" and dim.sampler in RANGES and float not in kinds:
+            raise ConfigError(f"{key} takes whole numbers: sample it with randint or choice")
+        samples = dim.values if dim.sampler == CHOICE else (dim.values[0], dim.largest())
+        if dim.name == "warmup_ratio" and not all(_is_number(v) and 0 <= v < 1 for v in samples):
+            raise ConfigError(f"{key} {dim.declared()} must lie in [0, 1), e.g. [0.0, 0.1]")
+        for value in samples:
+            try:
+                TrainingArguments(output_dir="unused", report_to="none", **{dim.sets: value})
+            except (ValueError, TypeError) as exc:
+                reason = str(exc).split("\n")[0][:200]
+                raise ConfigError(
+                    f"{key} value {value!r} is refused by TrainingArguments: {reason}"
+                ) from None
+
+
+def _kinds(hint: Any) -> set[type]:
+    """The plain types a TrainingArguments field takes (an enum counts as str)."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    options = typing.get_args(hint) if union else (hint,)
+    kinds = set()
+    for option in options:
+        if isinstance(option, type) and issubclass(option, enum.Enum):
+            kinds.add(str)
+        elif isinstance(option, type):
+            kinds.add(option)
+    return kinds
+
+
+def _names(kinds: set[type]) -> str:
+    return " or ".join(sorted(kind.__name__ for kind in kinds if kind is not type(None)))
+
+
+def check_point(point: dict[str, Any], space: SpaceConfig, key: str) -> None:
+    """Raises ConfigError unless `point` gives each built-in a value the space holds, and any
+    other dimension it names one too."""
+    missing = [name for name in BUILT_INS if name not in point]
+    unknown = [name for name in point if name not in space.dimensions]
+    if missing or unknown:
+        raise ConfigError(
+            f"{key} {point} must give {', '.join(BUILT_INS)}"
+            + (f", and may give {', '.join(d.name for d in space.extra)}" if space.extra else "")
+        )
+    for name, value in point.items():
+        dim = space[name]
+        if not dim.holds(value):
+            what = "is not one of" if dim.sampler == CHOICE else "is outside"
+            raise ConfigError(
+                f"{key} {name} {_shown(value)} {what} space.{name} {dim.declared()}: "
                 "pick a value there, or set search.initial_points to []"
             )

@@ -22,7 +22,6 @@ from trainable import seeds
 from trainable.callbacks import StopAfterEpochs, WorkCallback
 from trainable.config import Config
 from trainable.device import check_precision, cpu_plan
-from trainable.hyperparameters import typed
 from trainable.trainer import build_trainer
 from trainable.work import Mode, Work
 
@@ -30,7 +29,8 @@ from trainable.work import Mode, Work
 def run(work: Work) -> None:
     """A trial, or a refit, on this worker."""
     loop_started_at = time.time()
-    cfg, hp = work.config, typed(work.hyperparameters)
+    cfg = work.config
+    hp = cfg.space.typed(work.hyperparameters)
     check_precision(cfg)
     splits = ray.get(work.splits_ref)
     torch.set_num_threads(cpu_plan(bool(cfg.resources.use_gpu), cfg.resources.cpus_per_worker)[0])

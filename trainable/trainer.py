@@ -18,7 +18,6 @@ from trainable.collate import PaddedBatches
 from trainable.config import Config
 from trainable.data import LABEL, arrow_column, token_lengths
 from trainable.device import cpu_plan
-from trainable.hyperparameters import training_arguments
 from trainable.loss import BalancedLoss
 from trainable.metrics import ClassificationMetrics
 from trainable.model import load_model, load_tokenizer
@@ -31,12 +30,15 @@ def build_training_args(
     Ray Train) after every epoch."""
     use_gpu = bool(cfg.resources.use_gpu)
     _, loaders = cpu_plan(use_gpu, cfg.resources.cpus_per_worker or 1)
+    # The train section's values, unless the space samples them.
+    fixed = {
+        "weight_decay": cfg.train.weight_decay,
+        "warmup_steps": cfg.train.warmup_ratio,  # a float below 1 is a fraction of all steps
+    }
     return TrainingArguments(
         output_dir=output_dir,
-        **training_arguments(hp),
+        **(fixed | cfg.space.training_arguments(hp)),
         per_device_eval_batch_size=cfg.train.eval_batch_size,
-        weight_decay=cfg.train.weight_decay,
-        warmup_steps=cfg.train.warmup_ratio,  # a float below 1 is a fraction of all steps
         eval_strategy="epoch" if per_epoch else "no",
         save_strategy="epoch" if per_epoch else "no",
         logging_strategy="epoch",

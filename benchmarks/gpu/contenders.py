@@ -123,14 +123,15 @@ def facts_for(
     from trainable.config_file import load_config
 
     cfg = load_config(None, shared)  # validated here, before any contender starts
-    low, high = cfg.space.learning_rate
+    space = cfg.space.declared()
+    low, high = space["learning_rate"]
     return {
         "gpu": gpu,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "setup": (
             f"{args.trials} trials each, {args.precision}, seed {args.seed}; space learning_rate "
-            f"log-uniform [{low:g}, {high:g}], batch_size {cfg.space.batch_size}, epochs "
-            f"{cfg.space.epochs}; budget {args.budget_s:.0f} s; {os.cpu_count()} CPUs; "
+            f"log-uniform [{low:g}, {high:g}], batch_size {space['batch_size']}, epochs "
+            f"{space['epochs']}; budget {args.budget_s:.0f} s; {os.cpu_count()} CPUs; "
             f"{versions()}"
         ),
         "labels": {name: contender.label for name, contender in CONTENDERS.items()},

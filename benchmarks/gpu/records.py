@@ -66,7 +66,6 @@ def trial_rows(cfg, search_name: str) -> list[dict[str, Any]]:
 
     from benchmarks.hpo import reported_trials, trial_timing
     from search.selection import metric_key
-    from trainable.hyperparameters import typed
 
     metric = metric_key(cfg.search.metric)
     analysis = ExperimentAnalysis(cfg.experiment_path(search_name))
@@ -75,7 +74,7 @@ def trial_rows(cfg, search_name: str) -> list[dict[str, Any]]:
         scores = frame[metric] if metric in frame else None
         row = {
             "trial": trial.trial_id,
-            **typed(trial.config),  # Tune's values, with the types the space declares
+            **cfg.space.typed(trial.config),  # Tune's values, with the declared types
             **trial_timing(frame),
             "best_score": None
             if scores is None
@@ -120,7 +119,7 @@ def trial_estimate(settings: dict[str, Any]) -> dict[str, Any]:
     from trainable.config_file import load_config
 
     cfg, _, _, shape = load_task(load_config(None, settings))
-    batch = max(cfg.space.batch_size)
+    batch = cfg.space["batch_size"].largest()
     return {
         "gib": trial_peak_gib(shape, batch, cfg.model.max_length, cfg.train.precision),
         "batch_size": batch,
