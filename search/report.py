@@ -27,7 +27,6 @@ from search.optuna_search import stopped_early
 from trainable.config import Config
 from trainable.config_file import config_from_dict
 from trainable.errors import SetupError, UserError
-from trainable.hyperparameters import SpaceConfig
 
 PER_CLASS_COLUMNS = ["label", "precision", "recall", "f1", "support"]
 PER_CLASS_FILES = (
@@ -144,15 +143,6 @@ def write_report(cfg: Config, search_name: str, record: dict[str, Any] | None) -
     return render(cfg, load_trials(cfg, search_name), load_study(cfg), record)
 
 
-def hyperparameter_formats(space: SpaceConfig, frame: pd.DataFrame) -> dict[str, str]:
-    """A log-uniform dimension in scientific notation, another real number in 3 figures."""
-    return {
-        name: "{:.2e}" if dim.sampler == "loguniform" else "{:.3g}"
-        for name, dim in space.dimensions.items()
-        if frame[name].dtype.kind == "f"
-    }
-
-
 def render(
     cfg: Config,
     trials: list[TrialRecord],
@@ -169,7 +159,9 @@ def render(
         frame = with_intervals(frame, boot)
     frame.to_csv(report / "trials.csv", index=False)
     formats = {c: "{:.4f}" for c in frame.columns if c.startswith(("final_", "best_"))}
-    formats |= hyperparameter_formats(cfg.space, frame)
+    formats |= {
+        n: d.table_format for n, d in cfg.space.dimensions.items() if frame[n].dtype.kind == "f"
+    }
     (report / "trials.md").write_text(markdown(frame, formats | {"wall_time_s": "{:.0f}"}) + "\n")
     plots.plot_history(frame, name, mode, report / "history.png")
     plots.plot_hyperparameters(frame, cfg.space.names, name, report / "hyperparameters.png")

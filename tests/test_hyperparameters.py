@@ -14,7 +14,8 @@ from search.space import search_space
 from trainable.config import Config
 from trainable.config_file import config_from_dict, load_config
 from trainable.errors import ConfigError
-from trainable.hyperparameters import SpaceConfig, check_point, describe
+from trainable.hyperparameters import SpaceConfig, describe
+from trainable.space_checks import check_point
 from trainable.trainer import build_training_args
 
 DECLARED = {

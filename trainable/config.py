@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from trainable.errors import ConfigError
-from trainable.hyperparameters import SpaceConfig, check_point, check_space, full_point
+from trainable.hyperparameters import SpaceConfig, full_point
 from trainable.metrics import METRIC_MODES
+from trainable.space_checks import check_point, check_space
 
 EMBEDDED = "embedded"
 AUTO = "auto"

@@ -15,10 +15,6 @@ follows from the `Dimension`s of `SpaceConfig`.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +78,7 @@ class Dimension:
         """Whether it takes whole numbers only (randint, or a choice of whole numbers)."""
         if self.sampler == "randint":
             return True
-        return self.sampler == CHOICE and all(_is_int(v) for v in self.values)
+        return self.sampler == CHOICE and all(is_int(v) for v in self.values)
 
     def cast(self, value: Any) -> Any:
         """A value with the type the space declares (YAML and Tune may give 8.0 for 8)."""
@@ -94,7 +90,7 @@ class Dimension:
         if self.sampler == CHOICE:
             return value in self.values
         low, high = self.values[:2]
-        if not _is_number(value):
+        if not is_number(value):
             return False
         return low <= value < high if self.sampler == "randint" else low <= value <= high
 
@@ -103,6 +99,11 @@ class Dimension:
             return max(self.values)
         return self.values[1] - 1 if self.sampler == "randint" else self.values[1]
 
+    @property
+    def table_format(self) -> str:
+        """How a table writes a real-valued sample: log-uniform in scientific notation."""
+        return "{:.2e}" if self.sampler == "loguniform" else "{:.3g}"
+
     def declared(self) -> Any:
         """As the YAML writes it: a built-in's list shorthand, else `{sampler: [...]}`."""
         if BUILT_INS.get(self.name, (None,))[0] == self.sampler:
@@ -110,11 +111,11 @@ class Dimension:
         return {self.sampler: list(self.values)}
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -163,7 +164,7 @@ class SpaceConfig:
     @classmethod
     def from_declared(cls, declared: dict[str, Any]) -> SpaceConfig:
         """From the YAML's `space:` mapping (with overrides applied); shapes are checked here,
-        values by `check_space`."""
+        values by `space_checks.check_space`."""
         if not isinstance(declared, dict):
             raise ConfigError("space must be a mapping of hyperparameters to values")
         space = cls()
@@ -204,10 +205,10 @@ def ran_point(config: dict[str, Any], point: dict[str, Any]) -> bool:
 
 def describe(params: dict[str, Any]) -> str:
     """`learning_rate=5.00e-05 batch_size=8 epochs=3`, as every message writes them."""
-    return " ".join(f"{name}={_shown(value)}" for name, value in params.items())
+    return " ".join(f"{name}={shown(value)}" for name, value in params.items())
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2e}" if value and abs(value) < 1e-2 else f"{value:g}"
     return str(value)
@@ -217,111 +218,3 @@ def full_point(point: dict[str, Any], space: SpaceConfig, unsampled: dict[str, A
     """A point of search.initial_points with every dimension: one it omits takes the value a
     trial gets without that dimension (`unsampled`: by name, see `Config.unsampled`)."""
     return space.typed({**{d.name: unsampled[d.name] for d in space.extra}, **point})
-
-
-def check_space(space: SpaceConfig) -> None:
-    """Raises ConfigError naming the dimension that cannot be sampled, and the fix."""
-    for dim in space.dimensions.values():
-        key, values = f"space.{dim.name}", list(dim.values)
-        if dim.sampler == CHOICE:
-            if not values:
-                raise ConfigError(f"{key} must list at least 1 value, e.g. [1, 2]")
-        else:
-            arity = RANGES[dim.sampler]
-            shape = "[low, high, q]" if arity == 3 else "[low, high]"
-            if len(values) != arity or not all(map(_is_number, values)):
-                raise ConfigError(f"{key} {dim.sampler} takes {shape}; got {values}")
-            low, high = values[:2]
-            if dim.sampler == "loguniform" and (low <= 0 or high <= 0):
-                raise ConfigError(f"{key} {values} must be positive, e.g. [1e-5, 2e-4]")
-            if dim.sampler == "randint" and not (_is_int(low) and _is_int(high)):
-                raise ConfigError(f"{key} randint takes whole numbers; got {values}")
-            if low > high or (dim.sampler == "randint" and low == high):
-                raise ConfigError(
-                    f"{key} {values} is inverted or empty: give [low, high] with low below "
-                    "high (randint excludes high)"
-                )
-        if dim.name in (BATCH_SIZE, EPOCHS) and not (
-            dim.whole and all(v >= 1 for v in values[: 2 if dim.sampler != CHOICE else None])
-        ):
-            raise ConfigError(f"{key} {values} must be whole numbers of at least 1, e.g. [1, 2]")
-    if space.extra:
-        _check_training_arguments(space)
-
-
-def _check_training_arguments(space: SpaceConfig) -> None:
-    """Each extra dimension names a TrainingArguments field the search leaves free, of a type
-    its sampler gives, and TrainingArguments takes each of its values (a choice's every one,
-    a range's ends)."""
-    from transformers import TrainingArguments
-
-    fields = {f.name: f for f in dataclasses.fields(TrainingArguments) if f.init}
-    hints = typing.get_type_hints(TrainingArguments)
-    for dim in space.extra:
-        key = f"space.{dim.name}"
-        if dim.sets in MANAGED and dim.name not in ALIASES:
-            alias = next((name for name, sets in ALIASES.items() if sets == dim.name), None)
-            raise ConfigError(
-                f"{key}: sample it as space.{alias}"
-                if alias
-                else f"{key}: the search sets "
-                f"{dim.name} itself; sample another TrainingArguments field"
-            )
-        if dim.sets not in fields:
-            raise ConfigError(
-                f"{key} is not a TrainingArguments field: name one, e.g. warmup_ratio, "
-                "weight_decay or lr_scheduler_type"
-            )
-        kinds = _kinds(hints[dim.sets])
-        if dim.sampler in RANGES and float not in kinds and int not in kinds:
-            raise ConfigError(f"{key} takes {_names(kinds)}: sample it with choice")
-        if dim.sampler != "randint" and dim.sampler in RANGES and float not in kinds:
-            raise ConfigError(f"{key} takes whole numbers: sample it with randint or choice")
-        samples = dim.values if dim.sampler == CHOICE else (dim.values[0], dim.largest())
-        if dim.name == "warmup_ratio" and not all(_is_number(v) and 0 <= v < 1 for v in samples):
-            raise ConfigError(f"{key} {dim.declared()} must lie in [0, 1), e.g. [0.0, 0.1]")
-        for value in samples:
-            try:
-                TrainingArguments(output_dir="unused", report_to="none", **{dim.sets: value})
-            except (ValueError, TypeError) as exc:
-                reason = str(exc).split("\n")[0][:200]
-                raise ConfigError(
-                    f"{key} value {value!r} is refused by TrainingArguments: {reason}"
-                ) from None
-
-
-def _kinds(hint: Any) -> set[type]:
-    """The plain types a TrainingArguments field takes (an enum counts as str)."""
-    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-    options = typing.get_args(hint) if union else (hint,)
-    kinds = set()
-    for option in options:
-        if isinstance(option, type) and issubclass(option, enum.Enum):
-            kinds.add(str)
-        elif isinstance(option, type):
-            kinds.add(option)
-    return kinds
-
-
-def _names(kinds: set[type]) -> str:
-    return " or ".join(sorted(kind.__name__ for kind in kinds if kind is not type(None)))
-
-
-def check_point(point: dict[str, Any], space: SpaceConfig, key: str) -> None:
-    """Raises ConfigError unless `point` gives each built-in a value the space holds, and any
-    other dimension it names one too."""
-    missing = [name for name in BUILT_INS if name not in point]
-    unknown = [name for name in point if name not in space.dimensions]
-    if missing or unknown:
-        raise ConfigError(
-            f"{key} {point} must give {', '.join(BUILT_INS)}"
-            + (f", and may give {', '.join(d.name for d in space.extra)}" if space.extra else "")
-        )
-    for name, value in point.items():
-        dim = space[name]
-        if not dim.holds(value):
-            what = "is not one of" if dim.sampler == CHOICE else "is outside"
-            raise ConfigError(
-                f"{key} {name} {_shown(value)} {what} space.{name} {dim.declared()}: "
-                "pick a value there, or set search.initial_points to []"
-            )
