@@ -1,4 +1,4 @@
-"""The driver's data phase: the messages read, checked, split and tokenized once, and the
+"""The driver's data phase: the texts read, checked, split and tokenized once, and the
 config resolved against them (labels, positive class, metric).
 
 Each step prints a line as it starts (`announce` the first): at a million texts the phase takes
@@ -35,7 +35,7 @@ def load_task(cfg: Config):
     shape = ModelShape.of(config, parameter_count(cfg.model, config))
     rows = sum(len(split) for split in texts.values())
     print(
-        f"read and split {rows:,} messages in {time.monotonic() - started:.0f} s; tokenizing "
+        f"read and split {rows:,} texts in {time.monotonic() - started:.0f} s; tokenizing "
         f"them (at most {cfg.model.max_length} tokens each) ...",
         flush=True,
     )

@@ -1,4 +1,4 @@
-"""`python -m search.predict`: classify messages with the model a search exported.
+"""`python -m search.predict`: classify texts with the model a search exported.
 
     python -m search.predict --model runs/tiny/best_model "WINNER!! Claim your prize" "lunch?"
     python -m search.predict --model runs/tiny/best_model --input sms.csv --output preds.csv
@@ -34,24 +34,24 @@ class Prediction:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m search.predict",
-        description="Classify messages with an exported model (<output>/best_model of a search).",
+        description="Classify texts with an exported model (<output>/best_model of a search).",
     )
-    parser.add_argument("texts", nargs="*", metavar="TEXT", help="messages to classify")
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
     parser.add_argument("--model", required=True, help="the best_model folder of a finished search")
     parser.add_argument(
         "--input",
-        help="messages from a file: .txt (one per line, blank lines skipped) "
+        help="texts from a file: .txt (one per line, blank lines skipped) "
         "or .csv (one per row, from --text-column)",
     )
     parser.add_argument(
         "--text-column",
-        help=f"column of the .csv input that holds the messages (default: {DEFAULT_TEXT_COLUMN})",
+        help=f"column of the .csv input that holds the texts (default: {DEFAULT_TEXT_COLUMN})",
     )
     parser.add_argument(
         "--output", help="write a CSV with columns text,label,score instead of printing"
     )
     parser.add_argument(
-        "--batch-size", type=int, default=32, help="messages per forward pass (default: 32)"
+        "--batch-size", type=int, default=32, help="texts per forward pass (default: 32)"
     )
     return parser.parse_args(argv)
 
@@ -75,20 +75,20 @@ def check_model_dir(path: str) -> Path:
 
 
 def read_texts(args: argparse.Namespace) -> list[str]:
-    """The messages to classify, from the command line or from --input."""
+    """The texts to classify, from the command line or from --input."""
     if args.texts and args.input:
-        raise ConfigError("pass messages on the command line or --input FILE, not both")
+        raise ConfigError("pass texts on the command line or --input FILE, not both")
     if args.input:
         return read_input_file(Path(args.input), args.text_column)
     if args.text_column:
         raise ConfigError("--text-column applies only to a .csv --input file")
     if not args.texts:
-        raise ConfigError("nothing to classify: pass one or more messages or --input FILE")
+        raise ConfigError("nothing to classify: pass one or more texts or --input FILE")
     return list(args.texts)
 
 
 def read_input_file(path: Path, text_column: str | None = None) -> list[str]:
-    """Non-blank messages of a .txt (one per line) or .csv (one per row) file."""
+    """Non-blank texts of a .txt (one per line) or .csv (one per row) file."""
     suffix = path.suffix.lower()
     if suffix not in (".txt", ".csv"):
         raise ConfigError(f"--input {path} must be a .txt or .csv file")
@@ -109,7 +109,7 @@ def read_input_file(path: Path, text_column: str | None = None) -> list[str]:
         raise DataError(f"input file {path} is not valid CSV ({exc})") from None
     texts = [text for text in texts if text]
     if not texts:
-        raise DataError(f"input file {path} holds no messages")
+        raise DataError(f"input file {path} holds no texts")
     return texts
 
 

@@ -42,7 +42,7 @@ def refit_best(best: BestTrial, setup: TrialSetup, messages: int) -> Refit | Non
     hp = best.hyperparameters
     print(
         f"refit: {describe(hp)}, stopped after epoch {best.epoch}, on train + validation "
-        f"({messages} messages)",
+        f"({messages} texts)",
         flush=True,
     )
     started = time.monotonic()

@@ -136,8 +136,7 @@ def plot_intervals(boot: dict[str, Any], path: Path) -> None:
     ax.legend(loc="best", fontsize="small")
     ax.set(
         xlabel=f"validation {boot['metric']} ({boot['confidence']:.0%} bootstrap interval)",
-        title=f"Top trials: tied = difference to the winner contains 0 "
-        f"({boot['examples']} messages)",
+        title=f"Top trials: tied = difference to the winner contains 0 ({boot['examples']} texts)",
     )
     _save(fig, path)
 

@@ -19,7 +19,7 @@ def describe_task(cfg: Config, counts: dict[str, int], labels_given: bool) -> st
     labels, search = cfg.data.labels, cfg.search
     origin = "as configured" if labels_given else "read from the data"
     lines = [
-        "data: " + ", ".join(f"{n} {split}" for split, n in counts.items()) + " messages",
+        "data: " + ", ".join(f"{n} {split}" for split, n in counts.items()) + " texts",
         f"labels: {', '.join(labels)} ({len(labels)} classes, {origin})",
     ]
     about = f" of {cfg.data.positive_label}" if search.metric == "f1" else ""
@@ -83,7 +83,7 @@ def payoff_lines(record: dict[str, Any]) -> list[str]:
     winner = boot["winner"]
     lines = [
         f"did the search pay off ({share} paired bootstrap intervals, {boot['resamples']} "
-        f"resamples of the {boot['examples']} validation messages):",
+        f"resamples of the {boot['examples']} validation texts):",
         f"  winner {winner['trial_id']}: validation {metric} {_interval(winner)}",
     ]
     if boot.get("seeds", 1) > 1:
@@ -159,7 +159,7 @@ def print_summary(cfg: Config, record: dict[str, Any]) -> None:
     if refit:
         print(
             f"  refit:      {refit['epochs']} epochs on train + validation "
-            f"({refit['examples']} messages) in {refit['time_s']:.0f} s"
+            f"({refit['examples']} texts) in {refit['time_s']:.0f} s"
         )
     print(f"  test:       {headline(record['test_metrics'], 'test')} (the exported model)")
     for line in per_class_lines(record):

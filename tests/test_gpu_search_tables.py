@@ -305,7 +305,7 @@ def test_echoed_lines():
 def test_placement_lines_from_a_search_log(tmp_path):
     log = tmp_path / "packed.log"
     log.write_text(
-        "data: 3111 train, 778 validation, 973 test messages\n"
+        "data: 3111 train, 778 validation, 973 test texts\n"
         "trials: 12 at once, each 1 worker(s) x 1 CPU + 1/16 GPU\n"
         "GPU sharing: 16 trial(s) per GPU: a trial needs about 2.1 GiB of the GPU's 80\n"
     )

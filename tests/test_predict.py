@@ -128,10 +128,10 @@ def _error_cases(model: Path, tmp: Path) -> dict[str, tuple[list[str], list[str]
         "missing input": ([str(model), "--input", str(tmp / "gone.txt")], ["gone.txt"]),
         "empty txt": (
             [str(model), "--input", str(tmp / "empty.txt")],
-            ["empty.txt", "no messages"],
+            ["empty.txt", "no texts"],
         ),
         "empty csv": ([str(model), "--input", str(tmp / "empty.csv")], ["empty.csv", "empty"]),
-        "header only": ([str(model), "--input", str(tmp / "header_only.csv")], ["no messages"]),
+        "header only": ([str(model), "--input", str(tmp / "header_only.csv")], ["no texts"]),
         "no text column": (
             [str(model), "--input", str(tmp / "other.csv")],
             ["'text'", "'id'", "'message'", "--text-column"],

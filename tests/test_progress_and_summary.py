@@ -62,7 +62,7 @@ def test_the_task_line_says_where_the_labels_came_from_and_what_ranks():
     cfg = resolve(Config(data=DataConfig(source="topics.csv")).validate(), ["a", "b", "c"])
     text = describe_task(cfg, {"train": 10, "validation": 3, "test": 4}, labels_given=False)
     assert text.splitlines() == [
-        "data: 10 train, 3 validation, 4 test messages",
+        "data: 10 train, 3 validation, 4 test texts",
         "labels: a, b, c (3 classes, read from the data)",
         "ranking: validation macro_f1 (max), ties to the better loss",
     ]

@@ -298,7 +298,7 @@ def test_the_exported_model_is_the_winner_refit_on_train_and_validation(tiny_sea
     assert any(not torch.equal(exported[k], selected[k]) for k in exported)
     assert (Path(refit["checkpoint"]) / "checkpoint" / "model.safetensors").is_file()
     assert (
-        f"refit:      {record['best_epoch']} epochs on train + validation (320 messages)"
+        f"refit:      {record['best_epoch']} epochs on train + validation (320 texts)"
         in (tiny_search / "cli.log").read_text()
     )
 

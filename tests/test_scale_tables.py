@@ -56,7 +56,7 @@ def test_records_are_sized_by_kind(tmp_path):
 def test_timed_lines_find_the_data_phase_and_the_summary():
     lines = [
         (1.5, "reading big.csv ..."),
-        (40.0, "read and split 200,000 messages in 39 s; tokenizing them ..."),
+        (40.0, "read and split 200,000 texts in 39 s; tokenizing them ..."),
         (70.2, "tokenized in 70 s from the start"),
         (900.0, "search finished: 2 trials in 899 s"),
     ]
