@@ -173,4 +173,4 @@ def print_summary(cfg: Config, record: dict[str, Any]) -> None:
     sample = record["sample_message"]
     prediction = pipeline("text-classification", model=str(model_dir))(sample, truncation=True)[0]
     shown = sample if len(sample) <= 60 else sample[:57] + "..."
-    print(f"sample (a test message): {shown} -> {prediction['label']} ({prediction['score']:.3f})")
+    print(f"sample (a test text): {shown} -> {prediction['label']} ({prediction['score']:.3f})")

@@ -223,7 +223,7 @@ def test_outputs_carry_the_per_class_scores_and_names_fit_the_data(topic_search)
     for label in labels:
         assert f"    {label} " in log  # the per-class table of the summary
     assert "confusion matrix on test (rows: true class, columns: predicted)" in log
-    sample = log.split("sample (a test message): ")[1].split(" -> ")[0]
+    sample = log.split("sample (a test text): ")[1].split(" -> ")[0]
     assert sample in (output.parent / "topics.csv").read_text()
     assert "WINNER" not in log
     report = output / "report"

@@ -34,8 +34,8 @@ def test_cli_prints_the_summary(tiny_search):
     assert "labels: ham, spam (2 classes, read from the data)" in log
     assert "ranking: validation f1 of spam (max), ties to the better loss" in log
     assert "per class on test, worst first:" in log and "confusion matrix on test" in log
-    # The sample is a test message of the rarest class (spam), not a hard-coded text.
-    sample = log.split("sample (a test message): ")[1].split(" -> ")[0].removesuffix("...")
+    # The sample is a test text of the rarest class (spam), not a hard-coded text.
+    sample = log.split("sample (a test text): ")[1].split(" -> ")[0].removesuffix("...")
     cfg = config_from_dict(json.loads((tiny_search / "search.json").read_text())["config"])
     test = data.prepare(cfg.data, cfg.seed)["test"]
     spam = [row["text"] for row in test if row["label"] == 1]
