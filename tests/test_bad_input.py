@@ -80,6 +80,10 @@ CASES = {
         ["--set", "space.lr_scheduler_type={choice: [linear, wavy]}"],
         ["space.lr_scheduler_type value 'wavy' is refused by TrainingArguments"],
     ),
+    "space range without the defaults' value": (
+        ["--set", "space.weight_decay={loguniform: [1e-4, 1e-1]}"],
+        ["search.initial_points[0] omits weight_decay", "declare a range that holds 0"],
+    ),
 }
 
 

@@ -20,7 +20,8 @@ from trainable.trainer import build_training_args
 
 DECLARED = {
     "space.warmup_ratio": {"uniform": [0.0, 0.2]},
-    "space.weight_decay": {"loguniform": [1e-4, 1e-1]},
+    "space.weight_decay": {"uniform": [0.0, 0.1]},
+    "space.adam_epsilon": {"loguniform": [1e-9, 1e-6]},
     "space.max_grad_norm": {"quniform": [0.5, 2.0, 0.5]},
     "space.gradient_accumulation_steps": {"randint": [1, 3]},
     "space.lr_scheduler_type": {"choice": ["linear", "cosine"]},
@@ -50,13 +51,14 @@ def test_the_built_ins_keep_their_shorthand_and_set_their_training_arguments():
 def test_each_sampler_reaches_optuna_and_the_trainer_with_its_type():
     cfg = load_config(None, {**DECLARED, "model.tiny": True})
     assert cfg.space.names[3:] == (
-        "warmup_ratio", "weight_decay", "max_grad_norm", "gradient_accumulation_steps",
-        "lr_scheduler_type",
+        "warmup_ratio", "weight_decay", "adam_epsilon", "max_grad_norm",
+        "gradient_accumulation_steps", "lr_scheduler_type",
     )  # fmt: skip
     # Ray's OptunaSearch turns each Tune sampler into the Optuna distribution of that name.
     distributions = OptunaSearch.convert_search_space(search_space(cfg.space))
     assert distributions["warmup_ratio"] == FloatDistribution(0.0, 0.2)
-    assert distributions["weight_decay"] == FloatDistribution(1e-4, 1e-1, log=True)
+    assert distributions["weight_decay"] == FloatDistribution(0.0, 0.1)
+    assert distributions["adam_epsilon"] == FloatDistribution(1e-9, 1e-6, log=True)
     assert distributions["max_grad_norm"] == FloatDistribution(0.5, 2.0, step=0.5)
     assert distributions["gradient_accumulation_steps"] == IntDistribution(1, 2)  # high excluded
     assert distributions["lr_scheduler_type"] == CategoricalDistribution(["linear", "cosine"])
@@ -66,7 +68,7 @@ def test_each_sampler_reaches_optuna_and_the_trainer_with_its_type():
     sampled = cfg.space.typed(searcher.suggest("t1"))
     args = build_training_args(cfg, sampled, "unused")
     assert 0.0 <= args.warmup_steps <= 0.2 and isinstance(args.warmup_steps, float)
-    assert 1e-4 <= args.weight_decay <= 0.1
+    assert 0.0 <= args.weight_decay <= 0.1 and 1e-9 <= args.adam_epsilon <= 1e-6
     assert args.max_grad_norm in (0.5, 1.0, 1.5, 2.0)
     assert args.gradient_accumulation_steps in (1, 2)
     assert isinstance(args.gradient_accumulation_steps, int)
@@ -92,7 +94,8 @@ def test_a_point_that_omits_an_extra_dimension_takes_what_a_trial_gets_without_i
     assert point == {
         "learning_rate": 5e-5, "batch_size": 8, "epochs": 3,
         "warmup_ratio": 0.05,  # the train section's
-        "weight_decay": 0.0, "max_grad_norm": 1.0, "gradient_accumulation_steps": 1,
+        "weight_decay": 0.0, "adam_epsilon": 1e-8, "max_grad_norm": 1.0,
+        "gradient_accumulation_steps": 1,
         "lr_scheduler_type": "linear",  # TrainingArguments' defaults
     }  # fmt: skip
     given = {"learning_rate": 5e-5, "batch_size": 8, "epochs": 3, "lr_scheduler_type": "cosine"}
@@ -139,19 +142,34 @@ def test_a_space_that_cannot_be_sampled_is_refused_with_the_fix(declared, messag
         load_config(None, overrides)
 
 
+UNSAMPLED = {"lr_scheduler_type": "linear"}
+
+
 def test_initial_points_are_checked_against_every_dimension_without_being_changed():
     space = SpaceConfig.from_declared({"lr_scheduler_type": {"choice": ["linear", "cosine"]}})
     point = {"learning_rate": 5e-5, "batch_size": 8.0, "epochs": 3}
-    check_point(point, space, "p")
+    check_point(point, space, UNSAMPLED, "p")
     assert point["batch_size"] == 8.0 and isinstance(point["batch_size"], float)
     with pytest.raises(ConfigError, match="learning_rate 0.1 is outside space.learning_rate"):
-        check_point({**point, "learning_rate": 0.1}, space, "p")
+        check_point({**point, "learning_rate": 0.1}, space, UNSAMPLED, "p")
     with pytest.raises(ConfigError, match="batch_size 12 is not one of space.batch_size"):
-        check_point({**point, "batch_size": 12}, space, "p")
+        check_point({**point, "batch_size": 12}, space, UNSAMPLED, "p")
     with pytest.raises(ConfigError, match="lr_scheduler_type constant is not one of"):
-        check_point({**point, "lr_scheduler_type": "constant"}, space, "p")
+        check_point({**point, "lr_scheduler_type": "constant"}, space, UNSAMPLED, "p")
     with pytest.raises(ConfigError, match="must give learning_rate, batch_size, epochs, and may"):
-        check_point({"learning_rate": 5e-5}, space, "p")
+        check_point({"learning_rate": 5e-5}, space, UNSAMPLED, "p")
+
+
+def test_a_point_that_omits_a_dimension_must_fall_inside_it():
+    """The defaults' point omits weight_decay; a trial without it takes 0, which a log range
+    cannot hold (nor can Optuna record it there)."""
+    declared = {"space.weight_decay": {"loguniform": [1e-4, 1e-1]}}
+    with pytest.raises(ConfigError, match=r"omits weight_decay, so its trial takes 0, outside"):
+        load_config(None, declared)
+    assert load_config(None, {**declared, "search.initial_points": []}).space.extra
+    point = {"learning_rate": 5e-5, "batch_size": 8, "epochs": 3, "weight_decay": 1e-3}
+    assert load_config(None, {**declared, "search.initial_points": [point]}).defaults_point == point
+    assert load_config(None, {"space.weight_decay": {"uniform": [0.0, 0.1]}}).defaults_point
 
 
 def test_a_warmup_ratio_outside_0_to_1_is_refused():

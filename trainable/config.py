@@ -177,8 +177,9 @@ class Config:
             value = getattr(self.data, name)
             if not 0 < value < 1:
                 raise ConfigError(f"data.{name} is {value}: use a fraction between 0 and 1")
+        unsampled = self.unsampled()
         for i, point in enumerate(self.search.initial_points):
-            check_point(point, self.space, f"search.initial_points[{i}]")
+            check_point(point, self.space, unsampled, f"search.initial_points[{i}]")
         if self.storage is not None and "?" in self.storage:
             raise ConfigError(
                 f"storage {self.storage} has options after '?': set the endpoint of an "

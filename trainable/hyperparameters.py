@@ -6,7 +6,7 @@ field can join them with one of Ray Tune's samplers:
 
     space:
       warmup_ratio: {uniform: [0.0, 0.1]}
-      weight_decay: {loguniform: [1.0e-4, 1.0e-1]}
+      weight_decay: {uniform: [0.0, 0.1]}
       lr_scheduler_type: {choice: [linear, cosine]}
 
 Everything else (the Tune space, the worker's arguments, validation, tables and messages)

@@ -113,9 +113,13 @@ def _names(kinds: set[type]) -> str:
     return " or ".join(sorted(kind.__name__ for kind in kinds if kind is not type(None)))
 
 
-def check_point(point: dict[str, Any], space: SpaceConfig, key: str) -> None:
+def check_point(
+    point: dict[str, Any], space: SpaceConfig, unsampled: dict[str, Any], key: str
+) -> None:
     """Raises ConfigError unless `point` gives each built-in a value the space holds, and any
-    other dimension it names one too."""
+    other dimension it names one too. A dimension it omits takes `unsampled`'s value (what a
+    trial gets without the dimension), which the space must hold too: Optuna records every
+    trial's values in the dimensions' own distributions."""
     missing = [name for name in BUILT_INS if name not in point]
     unknown = [name for name in point if name not in space.dimensions]
     if missing or unknown:
@@ -130,4 +134,12 @@ def check_point(point: dict[str, Any], space: SpaceConfig, key: str) -> None:
             raise ConfigError(
                 f"{key} {name} {shown(value)} {what} space.{name} {dim.declared()}: "
                 "pick a value there, or set search.initial_points to []"
+            )
+    for dim in space.extra:
+        value = unsampled[dim.name]
+        if dim.name not in point and not dim.holds(value):
+            raise ConfigError(
+                f"{key} omits {dim.name}, so its trial takes {shown(value)}, outside "
+                f"space.{dim.name} {dim.declared()}: give the point a {dim.name} there, or "
+                f"declare a range that holds {shown(value)}"
             )
