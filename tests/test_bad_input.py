@@ -81,7 +81,11 @@ CASES = {
         ["space.lr_scheduler_type value 'wavy' is refused by TrainingArguments"],
     ),
     "space range without the defaults' value": (
-        ["--set", "space.weight_decay={loguniform: [1e-4, 1e-1]}"],
+        [
+            *("--set", "space.weight_decay={loguniform: [1e-4, 1e-1]}"),
+            "--set",
+            "search.initial_points=[{learning_rate: 2.0e-4, batch_size: 16, epochs: 1}]",
+        ],
         ["search.initial_points[0] omits weight_decay", "declare a range that holds 0"],
     ),
 }
