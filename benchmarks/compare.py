@@ -5,7 +5,7 @@ train + validation, as the notebook trains and as finetune-hpo's refit does.
 
     python -m benchmarks.compare --setting reduced   # about fifteen minutes
     python -m benchmarks.compare --setting full      # the record: about three hours on 2 cores
-    python -m benchmarks.compare --setting reviews   # 3,000 movie reviews: about 50 minutes
+    python -m benchmarks.compare --setting reviews   # 3,000 movie reviews: about 80 minutes
 
 Writes benchmarks/results/<setting>.json and .md (the table BENCHMARKS.md quotes).
 """
