@@ -62,10 +62,7 @@ def peer_trainer(cfg: Config, tokenizer, splits, scratch: Path, model_init, call
             save_total_limit=1,
             save_only_model=True,
             per_device_eval_batch_size=cfg.train.eval_batch_size,
-            # As finetune-hpo's trials have them; a float, since hyperparameter_search casts a
-            # sampled value to the type the field holds (an int 0 would turn 0.1 into 0).
-            weight_decay=cfg.train.weight_decay,
-            warmup_steps=float(cfg.train.warmup_ratio),
+            **cfg.train_section_arguments(),  # as finetune-hpo's trials have them
             **args,
         ),
         train_dataset=splits["train"],

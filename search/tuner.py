@@ -72,12 +72,13 @@ def ended_trials(cfg: Config, search_name: str) -> int:
 
 
 def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id: str) -> tune.Tuner:
-    defaults = cfg.defaults_point
+    points = cfg.initial_points()
+    defaults = points[0] if points else None
     searcher = PruneAwareOptunaSearch(
         seed=cfg.seed,
         storage=optuna.storages.RDBStorage(cfg.optuna_uri),
         study_name=STUDY_NAME,
-        points_to_evaluate=cfg.initial_points() or None,
+        points_to_evaluate=points or None,
     )
     scheduler = DefaultsRunToTheEnd(
         defaults,

@@ -238,8 +238,17 @@ class Config:
         from transformers import TrainingArguments
 
         defaults = {f.name: f.default for f in dataclasses.fields(TrainingArguments)}
-        fixed = {"weight_decay": self.train.weight_decay, "warmup_ratio": self.train.warmup_ratio}
-        return {dim.name: fixed.get(dim.name, defaults[dim.sets]) for dim in self.space.extra}
+        fixed = self.train_section_arguments()
+        return {dim.name: fixed.get(dim.sets, defaults[dim.sets]) for dim in self.space.extra}
+
+    def train_section_arguments(self) -> dict[str, float]:
+        """The TrainingArguments fields the train section sets, unless the space samples them.
+        A float warm-up below 1 is a fraction of all steps (an int 0 would make Trainer's
+        hyperparameter_search cast a sampled 0.1 to 0)."""
+        return {
+            "weight_decay": self.train.weight_decay,
+            "warmup_steps": float(self.train.warmup_ratio),
+        }
 
 
 def _at_least(value: int, minimum: int, key: str) -> None:

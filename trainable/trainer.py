@@ -30,14 +30,9 @@ def build_training_args(
     Ray Train) after every epoch."""
     use_gpu = bool(cfg.resources.use_gpu)
     _, loaders = cpu_plan(use_gpu, cfg.resources.cpus_per_worker or 1)
-    # The train section's values, unless the space samples them.
-    fixed = {
-        "weight_decay": cfg.train.weight_decay,
-        "warmup_steps": cfg.train.warmup_ratio,  # a float below 1 is a fraction of all steps
-    }
     return TrainingArguments(
         output_dir=output_dir,
-        **(fixed | cfg.space.training_arguments(hp)),
+        **(cfg.train_section_arguments() | cfg.space.training_arguments(hp)),
         per_device_eval_batch_size=cfg.train.eval_batch_size,
         eval_strategy="epoch" if per_epoch else "no",
         save_strategy="epoch" if per_epoch else "no",
