@@ -6,6 +6,7 @@ import pytest
 
 from search.cli import config_from_args, parse_args
 from trainable.config import Config
+from trainable.config_checks import check_config
 from trainable.config_file import load_config, parse_override
 from trainable.errors import ConfigError
 
@@ -14,7 +15,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 
 def test_built_in_defaults_equal_default_yaml():
     from_file = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
-    assert from_file == Config().validate()
+    assert from_file == check_config(Config())
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

@@ -12,6 +12,7 @@ from transformers.trainer_utils import SchedulerType
 
 from search.space import search_space
 from trainable.config import Config
+from trainable.config_checks import check_config
 from trainable.config_file import config_from_dict, load_config
 from trainable.errors import ConfigError
 from trainable.hyperparameters import SpaceConfig, describe
@@ -176,4 +177,4 @@ def test_a_warmup_ratio_outside_0_to_1_is_refused():
     config = Config()
     config.train.warmup_ratio = 1.5
     with pytest.raises(ConfigError, match="train.warmup_ratio is 1.5"):
-        config.validate()
+        check_config(config)

@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import f1_score, matthews_corrcoef
 
 from trainable.config import ModelConfig
+from trainable.config_checks import check_config
 from trainable.metrics import ClassificationMetrics
 from trainable.model import load_model, load_tokenizer
 
@@ -185,7 +186,7 @@ def test_balanced_class_weights_reach_the_trainer_from_the_config(tmp_path):
     from trainable.trainer import build_trainer
 
     cfg = Config(model=ModelConfig(tiny=True), train=TrainConfig(class_weights="balanced"))
-    cfg = resolve(cfg.validate(), ["ham", "spam"])
+    cfg = resolve(check_config(cfg), ["ham", "spam"])
     tokenizer = load_tokenizer(cfg.model)
     splits = data.tokenize(data.prepare(DataConfig(max_rows=200), seed=0), tokenizer, 32)
     hp = {"learning_rate": 1e-3, "batch_size": 32, "epochs": 1}
@@ -195,7 +196,7 @@ def test_balanced_class_weights_reach_the_trainer_from_the_config(tmp_path):
     assert trainer.compute_loss_func.weight[1] / trainer.compute_loss_func.weight[0] == (
         pytest.approx((1 - spam_share) / spam_share)
     )
-    unweighted = resolve(Config(model=ModelConfig(tiny=True)).validate(), ["ham", "spam"])
+    unweighted = resolve(check_config(Config(model=ModelConfig(tiny=True))), ["ham", "spam"])
     assert (
         build_trainer(
             unweighted, hp, {"train": splits["train"]}, str(tmp_path), []

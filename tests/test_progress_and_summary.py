@@ -10,6 +10,7 @@ from search.progress import ProgressPrinter
 from search.selection import Ranking
 from search.summary import describe_task, headline, payoff_lines, per_class_lines
 from trainable.config import Config, DataConfig
+from trainable.config_checks import check_config
 from trainable.task import resolve
 
 
@@ -59,14 +60,14 @@ def test_a_resumed_search_counts_the_trials_that_ended_before_it_stopped():
 
 
 def test_the_task_line_says_where_the_labels_came_from_and_what_ranks():
-    cfg = resolve(Config(data=DataConfig(source="topics.csv")).validate(), ["a", "b", "c"])
+    cfg = resolve(check_config(Config(data=DataConfig(source="topics.csv"))), ["a", "b", "c"])
     text = describe_task(cfg, {"train": 10, "validation": 3, "test": 4}, labels_given=False)
     assert text.splitlines() == [
         "data: 10 train, 3 validation, 4 test texts",
         "labels: a, b, c (3 classes, read from the data)",
         "ranking: validation macro_f1 (max), ties to the better loss",
     ]
-    binary = resolve(Config().validate(), ["ham", "spam"])
+    binary = resolve(check_config(Config()), ["ham", "spam"])
     assert "ranking: validation f1 of spam (max)" in describe_task(binary, {}, True)
 
 

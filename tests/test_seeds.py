@@ -11,6 +11,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trainable import data
 from trainable.callbacks import StopAfterEpochs
 from trainable.config import Config, DataConfig, ModelConfig, SearchConfig
+from trainable.config_checks import check_config
 from trainable.errors import ConfigError
 from trainable.model import load_tokenizer
 from trainable.seeds import SEEDS, combine, spread_key
@@ -37,9 +38,9 @@ def test_repeats_need_one_worker_per_trial():
     cfg = Config(search=SearchConfig(repeats=2))
     cfg.resources.num_workers = 2
     with pytest.raises(ConfigError, match="resources.num_workers to 1"):
-        cfg.validate()
+        check_config(cfg)
     with pytest.raises(ConfigError, match="search.repeats is 0"):
-        Config(search=SearchConfig(repeats=0)).validate()
+        check_config(Config(search=SearchConfig(repeats=0)))
 
 
 def test_a_seed_trained_an_epoch_per_call_ends_with_the_weights_of_one_run(tmp_path):

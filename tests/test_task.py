@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from trainable.config import Config, DataConfig, SearchConfig, TrackingConfig
+from trainable.config_checks import check_config
 from trainable.errors import ConfigError
 from trainable.metrics import ClassificationMetrics
 from trainable.task import resolve
 
 
 def _cfg(**sections) -> Config:
-    return Config(**sections).validate()
+    return check_config(Config(**sections))
 
 
 def test_two_classes_rank_by_f1_of_the_known_positive_class_whatever_its_id():

@@ -1,4 +1,5 @@
-"""The one typed configuration: loaded from YAML plus overrides, validated once, passed whole.
+"""The one typed configuration: loaded from YAML plus overrides, checked once
+(`trainable.config_checks`), passed whole.
 
 The driver (`search/`) builds it; every trial receives the same object. Nothing downstream
 re-reads files or environment variables to find a setting.
@@ -11,10 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainable.errors import ConfigError
 from trainable.hyperparameters import SpaceConfig, full_point
-from trainable.metrics import METRIC_MODES
-from trainable.space_checks import check_point, check_space
 
 EMBEDDED = "embedded"
 AUTO = "auto"
@@ -112,87 +110,6 @@ class Config:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
-    def validate(self) -> Config:
-        """Checks the values together; raises ConfigError naming the problem and the fix."""
-        check_space(self.space)
-        _at_least(self.search.trials, 1, "search.trials (--trials)")
-        _at_least(self.search.max_concurrent, 1, "search.max_concurrent (--max-concurrent)")
-        _at_least(self.search.grace_period, 1, "search.grace_period")
-        _at_least(self.search.reduction_factor, 2, "search.reduction_factor")
-        _at_least(self.search.keep_top_trials, 1, "search.keep_top_trials")
-        _at_least(self.search.repeats, 1, "search.repeats")
-        if self.search.repeats > 1 and self.resources.num_workers > 1:
-            raise ConfigError(
-                "search.repeats > 1 trains a configuration's seeds one after another on one "
-                "worker: set resources.num_workers to 1, or search.repeats to 1"
-            )
-        _at_least(self.resources.num_workers, 1, "resources.num_workers")
-        if self.resources.cpus_per_worker is not None:
-            _at_least(self.resources.cpus_per_worker, 1, "resources.cpus_per_worker")
-        _at_least(self.resources.max_failures, 0, "resources.max_failures")
-        if (
-            self.resources.placement_timeout_s is not None
-            and self.resources.placement_timeout_s <= 0
-        ):
-            raise ConfigError(
-                f"resources.placement_timeout_s is {self.resources.placement_timeout_s}: use a "
-                "number of seconds, such as 1200, or null to wait as long as it takes"
-            )
-        if self.resources.trials_per_gpu != AUTO:
-            if not isinstance(self.resources.trials_per_gpu, int):
-                raise ConfigError(
-                    f"resources.trials_per_gpu is {self.resources.trials_per_gpu!r}: use auto "
-                    "or a whole number such as 4"
-                )
-            _at_least(self.resources.trials_per_gpu, 1, "resources.trials_per_gpu")
-            if self.resources.trials_per_gpu > 1 and self.resources.num_workers > 1:
-                raise ConfigError(
-                    "resources.trials_per_gpu > 1 with resources.num_workers > 1 would put two "
-                    "workers of one trial on one GPU: set trials_per_gpu to 1 or auto"
-                )
-        _at_least(self.train.eval_batch_size, 1, "train.eval_batch_size")
-        if not 0 <= self.train.warmup_ratio < 1:
-            raise ConfigError(
-                f"train.warmup_ratio is {self.train.warmup_ratio}: use a fraction of the "
-                "training steps, from 0 up to (not including) 1, e.g. 0.1"
-            )
-        _at_least(self.model.max_length, 8, "model.max_length")
-        if self.data.max_rows is not None:
-            _at_least(self.data.max_rows, 10, "data.max_rows")
-        if self.search.mode not in (None, "min", "max"):
-            raise ConfigError(f"search.mode is {self.search.mode!r}: use 'max' or 'min'")
-        for key in ("metric", "tie_breaker"):
-            name = getattr(self.search, key)
-            if name is not None and name not in METRIC_MODES:
-                raise ConfigError(f"search.{key} is {name!r}: use one of {', '.join(METRIC_MODES)}")
-        if self.train.class_weights not in (None, "balanced"):
-            raise ConfigError(
-                f"train.class_weights is {self.train.class_weights!r}: use balanced, or null"
-            )
-        if self.train.precision not in ("fp32", "fp16", "bf16"):
-            raise ConfigError(
-                f"train.precision is {self.train.precision!r}: use fp32, fp16 or bf16"
-            )
-        for name in ("test_fraction", "validation_fraction"):
-            value = getattr(self.data, name)
-            if not 0 < value < 1:
-                raise ConfigError(f"data.{name} is {value}: use a fraction between 0 and 1")
-        unsampled = self.unsampled()
-        for i, point in enumerate(self.search.initial_points):
-            check_point(point, self.space, unsampled, f"search.initial_points[{i}]")
-        if self.storage is not None and "?" in self.storage:
-            raise ConfigError(
-                f"storage {self.storage} has options after '?': set the endpoint of an "
-                "S3-compatible store in AWS_ENDPOINT_URL instead (docs/storage.md)"
-            )
-        labels = self.data.labels
-        if labels is not None and (len(labels) < 2 or len(set(labels)) != len(labels)):
-            raise ConfigError(
-                f"data.labels {labels} must name at least two distinct classes, e.g. [ham, spam],"
-                " or be null to read them from the data"
-            )
-        return self
-
     @property
     def output_dir(self) -> Path:
         return Path(self.output).expanduser().resolve()
@@ -249,8 +166,3 @@ class Config:
             "weight_decay": self.train.weight_decay,
             "warmup_steps": float(self.train.warmup_ratio),
         }
-
-
-def _at_least(value: int, minimum: int, key: str) -> None:
-    if value < minimum:
-        raise ConfigError(f"{key} is {value}: it must be at least {minimum}")

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from trainable.config import Config
+from trainable.config_checks import check_config
 from trainable.errors import ConfigError
 from trainable.hyperparameters import SpaceConfig
 
@@ -49,7 +50,7 @@ def config_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = Non
     raw = copy.deepcopy(raw)
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value)
-    return _build(Config, raw, "").validate()
+    return check_config(_build(Config, raw, ""))
 
 
 def parse_override(text: str) -> tuple[str, Any]:
