@@ -47,6 +47,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
 
     from search.cluster import fit_to_cluster, share_gpus
     from search.connect import connect
+    from search.slots import warm_workers
     from search.tracking import check_tracking
     from search.tuner import build_tuner, ended_trials, restore_tuner
     from trainable.trial import TrialSetup
@@ -90,11 +91,12 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
         ),
         checkpoint_storage=f"{cfg.experiment_path(search_name)}/checkpoints",
     )
-    if resume:
-        tuner = restore_tuner(cfg, setup, search_name)
-    else:
-        tuner = build_tuner(cfg, setup, search_name, run_id)
-    results = tuner.fit()
+    with warm_workers(cfg, setup, search_name) as trial_setup:
+        if resume:
+            tuner = restore_tuner(cfg, trial_setup, search_name)
+        else:
+            tuner = build_tuner(cfg, trial_setup, search_name, run_id)
+        results = tuner.fit()
     ended = ended_trials(cfg, search_name)
     if ended < cfg.search.trials:
         raise SearchInterrupted(

@@ -15,6 +15,7 @@ from search.progress import ProgressPrinter
 from search.restore_records import RestoreRecords
 from search.scheduler import DefaultsRunToTheEnd
 from search.selection import Ranking, metric_key
+from search.slots import HEAD_NODE, SlotRelease
 from search.space import search_space
 from search.tracking import mlflow_callback
 from trainable.config import Config
@@ -34,10 +35,6 @@ SAVE_STATE_EVERY_S = {"local": "1", "bucket": "10"}
 def save_state_often(cfg: Config) -> None:
     where = "bucket" if "://" in cfg.storage_path else "local"
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", SAVE_STATE_EVERY_S[where])
-
-
-# A resource only the head node has; Ray Train places its own state actor there with it.
-HEAD_NODE = "node:__internal_head__"
 
 
 def trainable(setup: TrialSetup):
@@ -119,6 +116,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
                     cfg.search.keep_top_trials,
                     defaults=defaults,
                 ),
+                *([SlotRelease(search_name)] if cfg.resources.warm_workers else []),
             ],
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=1 if cfg.verbose else 0,

@@ -355,10 +355,10 @@ def test_only_the_head_node_gets_the_internal_head_resource():
     from ray._common.constants import HEAD_NODE_RESOURCE_NAME
     from ray._private.resource_and_label_spec import ResourceAndLabelSpec
 
-    from search.tuner import HEAD_NODE
+    from search.slots import HEAD_NODE
 
     assert HEAD_NODE == HEAD_NODE_RESOURCE_NAME, (
-        f"Ray renamed the head node's resource to {HEAD_NODE_RESOURCE_NAME}: update search/tuner.py"
+        f"Ray renamed the head node's resource to {HEAD_NODE_RESOURCE_NAME}: update search/slots.py"
     )
 
     def resources(is_head: bool) -> dict:

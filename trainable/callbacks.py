@@ -13,6 +13,7 @@ from transformers.training_args import ParallelMode
 from trainable import predictions
 from trainable.data import token_lengths
 from trainable.metrics import ClassificationMetrics
+from trainable.reports import TrialFolder
 
 # Logged losses (one per epoch) that may be non-finite in a row while the weights stay finite:
 # under fp16 the gradient scaler skips an overflowing step and lowers its scale, so a loss that
@@ -105,19 +106,15 @@ class SavePredictions(TrainerCallback):
     trial's folder in the search's checkpoint storage (trainable/predictions.py), before the
     epoch's report: the search's bootstrap reads them there."""
 
-    def __init__(self, metrics: ClassificationMetrics):
+    def __init__(self, metrics: ClassificationMetrics, folder: TrialFolder):
         self.metrics = metrics
+        self.folder = folder
 
     def on_evaluate(self, args, state, control, **kwargs):
         if not state.is_world_process_zero or self.metrics.last is None:
             return  # every rank evaluates on the gathered predictions; one writes them
-        import ray.train
-
-        storage = ray.train.get_context().get_storage()
         content = predictions.encode(*self.metrics.last, num_classes=len(self.metrics.labels))
-        predictions.write(
-            storage.storage_filesystem, storage.experiment_fs_path, round(state.epoch), content
-        )
+        predictions.write(self.folder.filesystem, self.folder.path, round(state.epoch), content)
 
 
 class StopAfterEpochs(TrainerCallback):
@@ -133,7 +130,7 @@ class StopAfterEpochs(TrainerCallback):
 
 
 class LastReport(TrainerCallback):
-    """Keeps what `RayTrainReportCallback` would report at each save (every log merged, the
+    """Keeps what `ReportEachSave` would report at each save (every log merged, the
     latest value of each key winning) for a caller that reports itself."""
 
     def on_save(self, args, state, control, **kwargs):

@@ -78,6 +78,9 @@ class ResourcesConfig:
     # memory and the GPU node's CPUs fit, at the space's largest batch (search/gpu_share.py).
     trials_per_gpu: int | str = AUTO
     max_failures: int = 1
+    # One long-lived Train worker per trial slot, training one trial after another: torch and
+    # transformers imported once per slot, not once per trial (search/slots.py).
+    warm_workers: bool = False
     # How long a trial's workers may wait to be placed (for the autoscaler to start a node)
     # before the trial fails with the reason; None: wait as long as it takes.
     placement_timeout_s: float | None = 1200.0

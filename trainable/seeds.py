@@ -18,11 +18,11 @@ from numbers import Real
 from pathlib import Path
 
 import ray.train
-from ray.train.huggingface.transformers import RayTrainReportCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from trainable.callbacks import LastReport, StopAfterEpochs, WorkCallback
 from trainable.config import Config
+from trainable.reports import HF_CHECKPOINT, TrialReports
 from trainable.trainer import build_trainer
 
 # Cumulative work of one seed (trainable.callbacks.WorkCallback): the trial's is their sum.
@@ -66,7 +66,9 @@ class Seed:
     report: dict | None = None
 
 
-def repeated_trial(cfg: Config, hp: dict, splits, output_dir: str, loop_started_at: float) -> None:
+def repeated_trial(
+    cfg: Config, hp: dict, splits, output_dir: str, loop_started_at: float, reports: TrialReports
+) -> None:
     """search.repeats seeds of one configuration, an epoch of each in turn, reporting their
     combined scores after each epoch (so ASHA can stop all of them at once). Each seed resumes
     from its own checkpoint, optimizer, scheduler and random state included: it trains as it
@@ -79,13 +81,13 @@ def repeated_trial(cfg: Config, hp: dict, splits, output_dir: str, loop_started_
         )
         for i in range(cfg.search.repeats)
     ]
-    restored = ray.train.get_checkpoint()
+    restored = reports.restored()
     with restored.as_directory() if restored else contextlib.nullcontext() as restored_dir:
         done = 0
         if restored_dir is not None:
             report = json.loads((Path(restored_dir) / REPORT_FILE).read_text())
             if round(report["epoch"]) >= hp["epochs"]:
-                ray.train.report(report, checkpoint=restored)
+                reports.report(report, restored)
                 return
             done = round(report["epoch"])
             for i, run in enumerate(runs):
@@ -95,22 +97,29 @@ def repeated_trial(cfg: Config, hp: dict, splits, output_dir: str, loop_started_
                 work, last = WorkCallback(loop_started_at, run.work), LastReport()
                 callbacks = [work, last, StopAfterEpochs(epoch)]
                 trainer = build_trainer(
-                    run.cfg, hp, splits, str(run.output_dir), callbacks, keep_predictions=i == 0
+                    run.cfg,
+                    hp,
+                    splits,
+                    str(run.output_dir),
+                    callbacks,
+                    predictions_to=reports.folder() if i == 0 else None,
                 )
                 trainer.train(resume_from_checkpoint=run.checkpoint and str(run.checkpoint))
                 run.checkpoint = Path(get_last_checkpoint(str(run.output_dir)))
                 run.work, run.report = work.work, last.metrics
-            _report_seeds(runs, cfg.search.metric)
+            if not _report_seeds(runs, cfg.search.metric, reports):
+                return
 
 
 def _seed_checkpoint(i: int) -> str:
-    return RayTrainReportCallback.CHECKPOINT_NAME if i == 0 else CHECKPOINT_DIR.format(i)
+    return HF_CHECKPOINT if i == 0 else CHECKPOINT_DIR.format(i)
 
 
-def _report_seeds(runs: list[Seed], metric: str) -> None:
+def _report_seeds(runs: list[Seed], metric: str, reports: TrialReports) -> bool:
+    """Reports the seeds' epoch; False when the search stopped the trial there."""
     report = combine([run.report for run in runs], metric)
     with tempfile.TemporaryDirectory(prefix="seeds-") as saved:
         for i, run in enumerate(runs):
             shutil.copytree(run.checkpoint, Path(saved) / _seed_checkpoint(i))
         (Path(saved) / REPORT_FILE).write_text(json.dumps(report))
-        ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(saved))
+        return reports.report(report, ray.train.Checkpoint.from_directory(saved))

@@ -14,7 +14,6 @@ import ray
 import ray.train
 import torch
 from datasets import concatenate_datasets
-from ray.train.huggingface.transformers import RayTrainReportCallback
 from transformers import TrainerState
 from transformers.trainer import TRAINER_STATE_NAME
 
@@ -22,12 +21,13 @@ from trainable import seeds
 from trainable.callbacks import StopAfterEpochs, WorkCallback
 from trainable.config import Config
 from trainable.device import check_precision, cpu_plan
+from trainable.reports import HF_CHECKPOINT, ReportEachSave, TrialReports
 from trainable.trainer import build_trainer
 from trainable.work import Mode, Work
 
 
-def run(work: Work) -> None:
-    """A trial, or a refit, on this worker."""
+def run(work: Work, reports: TrialReports) -> None:
+    """A trial, or a refit, on this worker, reporting to `reports`."""
     loop_started_at = time.time()
     cfg = work.config
     hp = cfg.space.typed(work.hyperparameters)
@@ -38,9 +38,9 @@ def run(work: Work) -> None:
         try:
             if work.mode is Mode.REFIT:
                 both = concatenate_datasets([splits["train"], splits["validation"]])
-                refit(cfg, hp, {"train": both}, work.stop_after_epochs, output_dir)
+                refit(cfg, hp, {"train": both}, work.stop_after_epochs, output_dir, reports)
             else:
-                trial(cfg, hp, splits, output_dir, loop_started_at)
+                trial(cfg, hp, splits, output_dir, loop_started_at, reports)
         except torch.OutOfMemoryError:
             # The trial fails alone, its reason one line that names the knobs.
             raise MemoryError(
@@ -51,36 +51,41 @@ def run(work: Work) -> None:
             ) from None
 
 
-def trial(cfg: Config, hp: dict, splits, output_dir: str, loop_started_at: float) -> None:
-    """Trains from the start, or from the checkpoint Ray Train restored; a trial restored
+def trial(
+    cfg: Config, hp: dict, splits, output_dir: str, loop_started_at: float, reports: TrialReports
+) -> None:
+    """Trains from the start, or from the last checkpoint the trial reported; a trial restored
     after its last epoch replays its final report instead of training."""
     if cfg.search.repeats > 1:
-        seeds.repeated_trial(cfg, hp, splits, output_dir, loop_started_at)
+        seeds.repeated_trial(cfg, hp, splits, output_dir, loop_started_at, reports)
         return
-    callbacks = [WorkCallback(loop_started_at), RayTrainReportCallback()]
-    checkpoint = ray.train.get_checkpoint()
+    callbacks = [WorkCallback(loop_started_at), ReportEachSave(reports)]
+    checkpoint = reports.restored()
+    folder = reports.folder()
     if checkpoint is None:
-        build_trainer(cfg, hp, splits, output_dir, callbacks, keep_predictions=True).train()
+        build_trainer(cfg, hp, splits, output_dir, callbacks, predictions_to=folder).train()
         return
     with checkpoint.as_directory() as restored:
-        hf_checkpoint = Path(restored) / RayTrainReportCallback.CHECKPOINT_NAME
+        hf_checkpoint = Path(restored) / HF_CHECKPOINT
         final = finished_metrics(hf_checkpoint)
         if final is not None:
             # Nothing is left to train; without this report the restored trial would end
             # with no result.
-            ray.train.report(final, checkpoint=checkpoint)
+            reports.report(final, checkpoint)
             return
-        trainer = build_trainer(cfg, hp, splits, output_dir, callbacks, keep_predictions=True)
+        trainer = build_trainer(cfg, hp, splits, output_dir, callbacks, predictions_to=folder)
         trainer.train(resume_from_checkpoint=str(hf_checkpoint))
 
 
-def refit(cfg: Config, hp: dict, splits, epochs: int, output_dir: str) -> None:
+def refit(
+    cfg: Config, hp: dict, splits, epochs: int, output_dir: str, reports: TrialReports
+) -> None:
     """Trains on all of `splits["train"]` (the search's train and validation messages) for
     `epochs` epochs, then reports the model as the run's one checkpoint."""
-    restored = ray.train.get_checkpoint()
+    restored = reports.restored()
     if restored is not None:
         # Only a finished refit saves, so a restored run has nothing left to train.
-        ray.train.report({"restored": True}, checkpoint=restored)
+        reports.report({"restored": True}, restored)
         return
     trainer = build_trainer(cfg, hp, splits, output_dir, [StopAfterEpochs(epochs)])
     trainer.train()
@@ -92,9 +97,9 @@ def refit(cfg: Config, hp: dict, splits, epochs: int, output_dir: str) -> None:
     with tempfile.TemporaryDirectory(prefix="refit-") as saved:
         checkpoint = None
         if trainer.args.should_save:  # rank 0
-            trainer.save_model(str(Path(saved) / RayTrainReportCallback.CHECKPOINT_NAME))
+            trainer.save_model(str(Path(saved) / HF_CHECKPOINT))
             checkpoint = ray.train.Checkpoint.from_directory(saved)
-        ray.train.report(metrics, checkpoint=checkpoint)
+        reports.report(metrics, checkpoint)
 
 
 def finished_metrics(hf_checkpoint: Path) -> dict[str, float] | None:

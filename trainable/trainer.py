@@ -1,8 +1,8 @@
 """The HF Trainer of a trial, a seed of one (`search.repeats`) or the refit: its arguments
 from the config and the sampled hyperparameters, its model, data, metrics and loss.
 
-Eval and save strategies are both per epoch because `RayTrainReportCallback` reports (metrics
-and checkpoint) only when the Trainer saves.
+Eval and save strategies are both per epoch because a trial reports (metrics and checkpoint)
+only when the Trainer saves (trainable/reports.py, `ReportEachSave`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from trainable.device import cpu_plan
 from trainable.loss import BalancedLoss
 from trainable.metrics import ClassificationMetrics
 from trainable.model import load_model, load_tokenizer
+from trainable.reports import TrialFolder
 
 
 def build_training_args(
@@ -67,10 +68,10 @@ def build_trainer(
     splits,
     output_dir: str,
     callbacks: list[TrainerCallback],
-    keep_predictions: bool = False,
+    predictions_to: TrialFolder | None = None,
 ) -> Trainer:
     """A Trainer on `splits["train"]`; it evaluates on `splits["validation"]` when there is one.
-    `keep_predictions`: each evaluation's predictions go to a file beside the trial's
+    `predictions_to`: the trial's folder, where each evaluation's predictions go beside its
     checkpoints (trainable/predictions.py)."""
     tokenizer = load_tokenizer(cfg.model)
     labels = cfg.data.labels
@@ -78,8 +79,8 @@ def build_trainer(
     evaluates = "validation" in splits
     weighted = cfg.train.class_weights == "balanced"
     metrics = ClassificationMetrics(labels, cfg.data.positive_label)
-    if keep_predictions:
-        callbacks = [*callbacks, SavePredictions(metrics)]
+    if predictions_to is not None:
+        callbacks = [*callbacks, SavePredictions(metrics, predictions_to)]
     train_labels = arrow_column(splits["train"], LABEL).to_numpy() if weighted else None
     trainer = TokenCountingTrainer(
         model=model,

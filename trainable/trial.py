@@ -1,7 +1,10 @@
-"""One Tune trial: a Ray Train run of the worker loop with its hyperparameters.
+"""One Tune trial: a Ray Train run of the worker loop with its hyperparameters, or a trial
+handed to a warm worker (`resources.warm_workers`).
 
 Ray Train V2 (Ray 2.60's default): the Tune trial function builds the trainer and calls fit();
-`EpochReport` forwards each epoch's metrics and checkpoint path to Tune.
+`EpochReport` forwards each epoch's metrics and checkpoint path to Tune. With warm workers the
+trial function submits its work to the search's dispatcher and reports what the worker sends
+back (trainable/dispatcher.py).
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from ray.train.v2._internal.exceptions import WorkerGroupStartupTimeoutError
 from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
 from trainable.config import Config
+from trainable.dispatcher import FAILED, REPORT
 from trainable.failures import one_try_for_recurring
-from trainable.tune_record import EpochReport, continue_record
-from trainable.work import Mode, Work
+from trainable.tune_record import EpochReport, continue_record, epoch_of, numbered
+from trainable.work import Mode, SlotWork, Work
 from trainable.worker import train_loop_per_worker
 
 
@@ -37,6 +41,7 @@ class TrialSetup:
     config: Config
     splits_ref: ray.ObjectRef
     checkpoint_storage: str
+    dispatcher: str | None = None  # the dispatcher actor's name, with warm workers
 
 
 def scaling_config(cfg: Config) -> train.ScalingConfig:
@@ -55,9 +60,13 @@ def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
     # Named after the trial id, without a timestamp, so a restored trial finds its checkpoints.
     trial_id = tune.get_context().get_trial_id()
     recorded = continue_record(setup.checkpoint_storage, trial_id)
+    work = Work(Mode.TRIAL, setup.config, hyperparameters, setup.splits_ref)
+    if setup.dispatcher is not None:
+        relay(ray.get_actor(setup.dispatcher), trial_id, work, recorded)
+        return
     trainer = train_run(
         setup,
-        Work(Mode.TRIAL, setup.config, hyperparameters, setup.splits_ref),
+        work,
         name=trial_id,
         callbacks=[EpochReport(recorded)],
         # Ray Train would rank checkpoints by the metric alone, and keep the later of two
@@ -66,6 +75,27 @@ def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
     )
     fit(trainer, setup.config)
     _let_tune_take_the_last_report()
+
+
+def relay(dispatcher, trial_id: str, work: Work, recorded: int) -> None:
+    """Hands the trial to a warm worker and reports its epochs to Tune, each numbered by its
+    epoch as `EpochReport` numbers them; a report returns when Tune wants the next epoch (Tune
+    ends the process of a trial it stops, and search/slots.py tells the worker)."""
+    ray.get(dispatcher.submit.remote(trial_id, work))
+    while (event := ray.get(dispatcher.next_event.remote(trial_id))).kind == REPORT:
+        epoch = epoch_of(event.metrics)
+        if epoch is None:
+            tune.report(event.metrics)
+        elif epoch > recorded:  # not one continue_record already reported
+            tune.report(numbered(event.metrics, epoch))
+            recorded = epoch
+        ray.get(dispatcher.go_on.remote(trial_id))
+    if event.kind == FAILED:
+        raise TrialFailed(event.reason)
+
+
+class TrialFailed(RuntimeError):
+    """A trial failed on a warm worker; the message is the worker's error."""
 
 
 def fit(trainer: DataParallelTrainer, cfg: Config):
@@ -116,8 +146,18 @@ def _let_tune_take_the_last_report(timeout_s: float = 60.0) -> None:
     time.sleep(TUNE_REPORT_GRACE_S)
 
 
-def train_run(setup: TrialSetup, work: Work, name: str, **run) -> DataParallelTrainer:
-    """A Train run of `work`, named `name` under the search's checkpoint storage.
+def train_run(
+    setup: TrialSetup,
+    work: Work | SlotWork,
+    name: str,
+    loop=train_loop_per_worker,
+    storage_path: str | None = None,
+    max_failures: int | None = None,
+    **run,
+) -> DataParallelTrainer:
+    """A Train run of `work`, named `name` under `storage_path` (the search's checkpoint
+    storage unless given), tried again after `max_failures` failures (resources.max_failures
+    unless given; -1: without end).
 
     One worker trains alone: Ray Train runs it without TorchTrainer's process group. That
     spares the trial, its Train controller and its worker a torch import each and the group's
@@ -136,14 +176,14 @@ def train_run(setup: TrialSetup, work: Work, name: str, **run) -> DataParallelTr
 
         trainer_class = one_try_for_recurring(TorchTrainer)
     return trainer_class(
-        train_loop_per_worker,
+        loop,
         train_loop_config=work.as_loop_config(),
         scaling_config=scaling_config(cfg),
         run_config=train.RunConfig(
             name=name,
-            storage_path=setup.checkpoint_storage,
+            storage_path=storage_path or setup.checkpoint_storage,
             failure_config=train.FailureConfig(
-                max_failures=cfg.resources.max_failures,
+                max_failures=cfg.resources.max_failures if max_failures is None else max_failures,
                 # Ray Train would retry a placement that timed out without end.
                 controller_failure_limit=-1 if cfg.resources.placement_timeout_s is None else 0,
             ),

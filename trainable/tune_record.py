@@ -31,18 +31,23 @@ class EpochReport(TuneReportCallback):
         self.recorded = recorded
 
     def after_report(self, run_context, metrics, checkpoint):
-        epoch = _epoch(metrics[0])
+        epoch = epoch_of(metrics[0])
         if epoch is not None:
             if epoch <= self.recorded:
                 return
             self.recorded = epoch
-            metrics = [{**metrics[0], TRAINING_ITERATION: epoch}, *metrics[1:]]
+            metrics = [numbered(metrics[0], epoch), *metrics[1:]]
         super().after_report(run_context, metrics, checkpoint)
 
 
-def _epoch(report: dict) -> int | None:
+def epoch_of(report: dict) -> int | None:
     epoch = report.get("epoch")  # the HF Trainer's, in every trial report
     return round(epoch) if isinstance(epoch, (int, float)) else None
+
+
+def numbered(report: dict, epoch: int) -> dict:
+    """The report as Tune records it: its `training_iteration` is its epoch."""
+    return {**report, TRAINING_ITERATION: epoch}
 
 
 # Ray Train V2 keeps this in each run's folder: every checkpoint of the run, with the metrics
@@ -66,11 +71,11 @@ def continue_record(checkpoint_storage: str, run_name: str) -> int:
     rows = recorded_results(storage.storage_filesystem, storage.trial_fs_path)
     recorded = max((row.get(TRAINING_ITERATION, 0) for row in rows), default=0)
     for report in sorted(
-        _train_reports(checkpoint_storage, run_name), key=lambda report: _epoch(report) or 0
+        _train_reports(checkpoint_storage, run_name), key=lambda report: epoch_of(report) or 0
     ):
-        epoch = _epoch(report)
+        epoch = epoch_of(report)
         if epoch is not None and epoch > recorded:
-            tune.report({**report, TRAINING_ITERATION: epoch})
+            tune.report(numbered(report, epoch))
             recorded = epoch
     return recorded
 

@@ -29,3 +29,16 @@ class Work:
 
     def as_loop_config(self) -> dict[str, Any]:
         return {WORK_KEY: self}
+
+
+@dataclass(frozen=True)
+class SlotWork:
+    """What a warm worker's Train run is asked to do: serve trials from the dispatcher
+    (trainable/slot.py)."""
+
+    dispatcher: str  # the dispatcher actor's name
+    slot: int
+    checkpoint_storage: str  # the search's; each trial's folder is named after its id
+
+    def as_loop_config(self) -> dict[str, Any]:
+        return {WORK_KEY: self}

@@ -1,0 +1,178 @@
+"""The dispatcher: hands Tune's trials to warm workers, and their epochs back to Tune.
+
+With `resources.warm_workers`, each trial slot of the search is one long-lived Ray Train run
+whose worker trains one trial after another (`trainable/slot.py`). A Tune trial submits its
+work here and relays what comes back (`trainable/trial.py`); a worker takes the next trial,
+reports each epoch and waits for Tune's answer: go on, or stop (ASHA stopped the trial,
+`search/slots.py` tells). The dispatcher also counts each trial's failures against
+`resources.max_failures`, as Ray Train counts a cold trial's: a trial whose worker raised is
+tried again from its last checkpoint, and so is one whose worker process was lost, once
+Ray Train has restarted the slot.
+
+One actor per search, on the head node, holding no CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+REPORT, DONE, FAILED = "report", "done", "failed"
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a trial's relay hears: an epoch's report, the end, or the reason it failed."""
+
+    kind: str
+    metrics: dict | None = None
+    reason: str | None = None
+
+
+@dataclass
+class _Trial:
+    work: Any
+    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    answer: asyncio.Future | None = None  # while its worker waits on Tune
+    failures: int = 0
+    again: bool = False  # its worker raised and it has tries left: the slot takes it again
+    ended: bool = False  # Tune ended it (finished, stopped or failed)
+
+
+class Dispatcher:
+    def __init__(self, slots: int, max_failures: int):
+        self.max_failures = max_failures
+        self.live_slots = set(range(slots))
+        self.lost_reason: str | None = None  # why every slot is gone
+        self.trials: dict[str, _Trial] = {}
+        self.waiting: collections.deque[str] = collections.deque()
+        self.running: dict[int, str] = {}  # slot -> trial id
+        self.changed = asyncio.Condition()
+        self.closed = False
+
+    # The Tune trial's side.
+
+    async def submit(self, trial_id: str, work: Any) -> None:
+        self.trials[trial_id] = _Trial(work)
+        if self.lost_reason is not None:
+            self._fail(trial_id, self.lost_reason)
+            return
+        self.waiting.append(trial_id)
+        await self._notify()
+
+    async def next_event(self, trial_id: str) -> Event:
+        return await self.trials[trial_id].events.get()
+
+    def go_on(self, trial_id: str) -> None:
+        self._answer(trial_id, True)
+
+    # The search's side (search/slots.py).
+
+    def end(self, trial_id: str) -> None:
+        """Tune ended the trial: a worker training it stops after its epoch."""
+        trial = self.trials.get(trial_id)
+        if trial is None:
+            return
+        trial.ended = True
+        if trial_id in self.waiting:
+            self.waiting.remove(trial_id)
+        self._answer(trial_id, False)
+        if trial_id not in self.running.values():
+            del self.trials[trial_id]
+
+    async def slot_lost(self, slot: int, reason: str) -> None:
+        """The slot's Train run ended with an error (its workers could not be placed, or its
+        controller failed): its trial fails, and so does every waiting one once no slot is
+        left."""
+        self.live_slots.discard(slot)
+        held = self.running.pop(slot, None)
+        if held is not None:
+            self._fail(held, reason)
+        if not self.live_slots:
+            self.lost_reason = reason
+            while self.waiting:
+                self._fail(self.waiting.popleft(), reason)
+
+    async def close(self) -> None:
+        self.closed = True
+        for trial_id in list(self.trials):
+            self._answer(trial_id, False)
+        await self._notify()
+
+    # A slot's worker's side (trainable/slot.py).
+
+    async def take(self, slot: int) -> tuple[str, Any] | None:
+        """The trial for `slot` to train, None once the search closed. A worker that starts
+        while its slot holds a trial is a restart after its process was lost."""
+        held = self.running.get(slot)
+        trial = self.trials.get(held) if held is not None else None
+        if trial is not None and not trial.ended:
+            if trial.again or self._tries_left(
+                slot, held, "its worker process was lost (its node went, or it was killed)"
+            ):
+                trial.again = False
+                return held, trial.work
+        elif trial is not None:  # Tune ended it while it failed
+            del self.trials[held]
+        self.running.pop(slot, None)
+        async with self.changed:
+            while not self.closed:
+                if self.waiting:
+                    trial_id = self.waiting.popleft()
+                    self.running[slot] = trial_id
+                    return trial_id, self.trials[trial_id].work
+                await self.changed.wait()
+        return None
+
+    async def report(self, trial_id: str, metrics: dict) -> bool:
+        """Hands an epoch's report to the trial's relay; True when Tune wants the next epoch."""
+        trial = self.trials.get(trial_id)
+        if trial is None or trial.ended or self.closed:
+            return False
+        trial.answer = asyncio.get_running_loop().create_future()
+        trial.events.put_nowait(Event(REPORT, metrics=metrics))
+        return await trial.answer
+
+    def done(self, slot: int, trial_id: str) -> None:
+        self.running.pop(slot, None)
+        self._event(trial_id, Event(DONE))
+
+    def failed(self, slot: int, trial_id: str, reason: str, recurring: bool) -> None:
+        """The worker raised `reason` training the trial; the slot takes it again while it has
+        tries left, unless the error would come back on every try."""
+        if self._tries_left(slot, trial_id, reason, recurring):
+            self.trials[trial_id].again = True
+        else:
+            self.running.pop(slot, None)
+
+    def _tries_left(self, slot: int, trial_id: str, reason: str, recurring: bool = False) -> bool:
+        trial = self.trials[trial_id]
+        trial.failures += 1
+        if recurring or trial.failures > self.max_failures:
+            self.running.pop(slot, None)
+            self._fail(trial_id, reason)
+            return False
+        return True
+
+    def _fail(self, trial_id: str, reason: str) -> None:
+        self._event(trial_id, Event(FAILED, reason=reason))
+
+    def _event(self, trial_id: str, event: Event) -> None:
+        trial = self.trials.get(trial_id)
+        if trial is None:
+            return
+        if trial.ended:
+            del self.trials[trial_id]
+        else:
+            trial.events.put_nowait(event)
+
+    def _answer(self, trial_id: str, go_on: bool) -> None:
+        trial = self.trials.get(trial_id)
+        if trial is not None and trial.answer is not None and not trial.answer.done():
+            trial.answer.set_result(go_on)
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
