@@ -29,8 +29,9 @@ from trainable.worker import slot_loop_per_worker
 # trial functions (search/tuner.py), the dispatcher and the slots' Train controllers stay on
 # the head: a worker node that goes takes only workers.
 HEAD_NODE = "node:__internal_head__"
-# How long the slots' Train runs get to end in order once the trials are over.
-CLOSE_TIMEOUT_S = 60.0
+# How long the slots' Train runs get to end in order once the trials are over; a run still
+# waiting for room then (an interrupted search) is ended outright.
+CLOSE_TIMEOUT_S = 15.0
 
 
 def dispatcher_name(search_name: str) -> str:
@@ -41,7 +42,7 @@ def dispatcher_name(search_name: str) -> str:
 def warm_workers(cfg: Config, setup: TrialSetup, search_name: str) -> Iterator[TrialSetup]:
     """The trial setup for the search's trials: with warm workers, one that sends them to the
     slots started here, closed when the search's trials are over (or it is interrupted)."""
-    if not cfg.resources.warm_workers:
+    if not cfg.resources.trials_on_warm_workers:
         yield setup
         return
     name = dispatcher_name(search_name)
@@ -82,7 +83,8 @@ def _keep_slot(setup: TrialSetup, work: SlotWork, storage: str) -> None:
 
 class SlotRelease(Callback):
     """Tells the dispatcher of each trial Tune ended: a warm worker training a trial that ASHA
-    stopped (Tune ends its trial process) stops after the epoch it reported."""
+    stopped (Tune ends its trial process) stops after the epoch it reported. Once the last
+    trial ended the slots end, and their CPUs and GPUs are free for the refit."""
 
     def __init__(self, search_name: str):
         self.name = dispatcher_name(search_name)
@@ -92,6 +94,9 @@ class SlotRelease(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._end(trial.trial_id)
+
+    def on_experiment_end(self, trials, **info):
+        ray.get(ray.get_actor(self.name).close.remote())
 
     def _end(self, trial_id: str) -> None:
         ray.get_actor(self.name).end.remote(trial_id)

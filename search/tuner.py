@@ -116,7 +116,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
                     cfg.search.keep_top_trials,
                     defaults=defaults,
                 ),
-                *([SlotRelease(search_name)] if cfg.resources.warm_workers else []),
+                *([SlotRelease(search_name)] if cfg.resources.trials_on_warm_workers else []),
             ],
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=1 if cfg.verbose else 0,

@@ -5,6 +5,7 @@ where the selected checkpoint did."""
 from __future__ import annotations
 
 import math
+import os
 import time
 
 from transformers import TrainerCallback
@@ -60,7 +61,8 @@ class WorkCallback(TrainerCallback):
 
     `tokens_trained` counts message tokens; `tokens_computed` counts them with the padding
     the model also ran on; both, and the times, are cumulative over the trial's epochs.
-    `loop_started_at` and `training_started_at` (Unix times) place the worker's start-up.
+    `loop_started_at` and `training_started_at` (Unix times) place the worker's start-up, and
+    `worker_pid` names the process that trained it (a warm worker trains several trials).
     `ddp_processes` is the size of the torch process group the Trainer trains in: 0 when it
     trains alone, as a one-worker trial should (trainable/trial.py).
     """
@@ -76,6 +78,7 @@ class WorkCallback(TrainerCallback):
         if self.loop_started_at is not None and self.carried is None:
             self.work["loop_started_at"] = self.loop_started_at
             self.work["training_started_at"] = time.time()
+            self.work["worker_pid"] = os.getpid()
         # Unpadded, a message's tokens are its input_ids; read in one vectorised call.
         self.tokens_per_epoch = sum(token_lengths(train_dataloader.dataset))
 

@@ -80,10 +80,16 @@ class ResourcesConfig:
     max_failures: int = 1
     # One long-lived Train worker per trial slot, training one trial after another: torch and
     # transformers imported once per slot, not once per trial (search/slots.py).
-    warm_workers: bool = False
+    warm_workers: bool = True
     # How long a trial's workers may wait to be placed (for the autoscaler to start a node)
     # before the trial fails with the reason; None: wait as long as it takes.
     placement_timeout_s: float | None = 1200.0
+
+    @property
+    def trials_on_warm_workers(self) -> bool:
+        """One-worker trials go to warm workers; several workers train under the torch process
+        group Ray Train sets up for each run."""
+        return self.warm_workers and self.num_workers == 1
 
     @property
     def trials_sharing_a_gpu(self) -> int:

@@ -27,11 +27,6 @@ def check_config(config: Config) -> Config:
             "worker: set resources.num_workers to 1, or search.repeats to 1"
         )
     _at_least(config.resources.num_workers, 1, "resources.num_workers")
-    if config.resources.warm_workers and config.resources.num_workers > 1:
-        raise ConfigError(
-            "resources.warm_workers keeps one worker per trial slot: set resources.num_workers "
-            "to 1, or resources.warm_workers to false"
-        )
     if config.resources.cpus_per_worker is not None:
         _at_least(config.resources.cpus_per_worker, 1, "resources.cpus_per_worker")
     _at_least(config.resources.max_failures, 0, "resources.max_failures")

@@ -5,9 +5,9 @@ whose worker trains one trial after another (`trainable/slot.py`). A Tune trial 
 work here and relays what comes back (`trainable/trial.py`); a worker takes the next trial,
 reports each epoch and waits for Tune's answer: go on, or stop (ASHA stopped the trial,
 `search/slots.py` tells). The dispatcher also counts each trial's failures against
-`resources.max_failures`, as Ray Train counts a cold trial's: a trial whose worker raised is
-tried again from its last checkpoint, and so is one whose worker process was lost, once
-Ray Train has restarted the slot.
+`resources.max_failures`, as Ray Train counts a cold trial's: a trial whose worker raised, or
+whose worker process was lost, waits first in line to be tried again from its last checkpoint,
+on whichever slot is free first (Ray Train restarts a lost slot's worker where there is room).
 
 One actor per search, on the head node, holding no CPU.
 """
@@ -19,7 +19,11 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any
 
+import ray.exceptions
+
 REPORT, DONE, FAILED = "report", "done", "failed"
+LOST = "the trial's worker process was lost (its node went, or it was killed)"
+WATCH_EVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,6 @@ class _Trial:
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     answer: asyncio.Future | None = None  # while its worker waits on Tune
     failures: int = 0
-    again: bool = False  # its worker raised and it has tries left: the slot takes it again
     ended: bool = False  # Tune ended it (finished, stopped or failed)
 
 
@@ -83,13 +86,11 @@ class Dispatcher:
             del self.trials[trial_id]
 
     async def slot_lost(self, slot: int, reason: str) -> None:
-        """The slot's Train run ended with an error (its workers could not be placed, or its
-        controller failed): its trial fails, and so does every waiting one once no slot is
-        left."""
+        """The slot's Train run ended with an error (its worker could not be placed, or its
+        controller failed): its trial is tried on another slot, and once no slot is left every
+        trial still waiting fails with the reason."""
         self.live_slots.discard(slot)
-        held = self.running.pop(slot, None)
-        if held is not None:
-            self._fail(held, reason)
+        await self._lost(slot, reason)
         if not self.live_slots:
             self.lost_reason = reason
             while self.waiting:
@@ -103,25 +104,16 @@ class Dispatcher:
 
     # A slot's worker's side (trainable/slot.py).
 
-    async def take(self, slot: int) -> tuple[str, Any] | None:
-        """The trial for `slot` to train, None once the search closed. A worker that starts
-        while its slot holds a trial is a restart after its process was lost."""
-        held = self.running.get(slot)
-        trial = self.trials.get(held) if held is not None else None
-        if trial is not None and not trial.ended:
-            if trial.again or self._tries_left(
-                slot, held, "its worker process was lost (its node went, or it was killed)"
-            ):
-                trial.again = False
-                return held, trial.work
-        elif trial is not None:  # Tune ended it while it failed
-            del self.trials[held]
-        self.running.pop(slot, None)
+    async def take(self, slot: int, worker) -> tuple[str, Any] | None:
+        """The next trial for the worker (an actor) of `slot` to train; None once the search
+        closed. A slot that still holds a trial lost its worker before the watch saw it."""
+        await self._lost(slot, LOST)
         async with self.changed:
             while not self.closed:
                 if self.waiting:
                     trial_id = self.waiting.popleft()
                     self.running[slot] = trial_id
+                    asyncio.get_running_loop().create_task(self._watch(slot, trial_id, worker))
                     return trial_id, self.trials[trial_id].work
                 await self.changed.wait()
         return None
@@ -139,22 +131,39 @@ class Dispatcher:
         self.running.pop(slot, None)
         self._event(trial_id, Event(DONE))
 
-    def failed(self, slot: int, trial_id: str, reason: str, recurring: bool) -> None:
-        """The worker raised `reason` training the trial; the slot takes it again while it has
-        tries left, unless the error would come back on every try."""
-        if self._tries_left(slot, trial_id, reason, recurring):
-            self.trials[trial_id].again = True
-        else:
-            self.running.pop(slot, None)
+    async def failed(self, slot: int, trial_id: str, reason: str, recurring: bool) -> None:
+        """The worker raised `reason` training the trial: it waits to be tried again from its
+        last checkpoint while it has tries left, unless the error would come back on every
+        try."""
+        await self._lost(slot, reason, recurring)
 
-    def _tries_left(self, slot: int, trial_id: str, reason: str, recurring: bool = False) -> bool:
-        trial = self.trials[trial_id]
+    async def _watch(self, slot: int, trial_id: str, worker) -> None:
+        """Until the slot's trial ends, asks its worker every few seconds whether it lives: a
+        worker whose process or node went hands its trial to the next free slot at once,
+        where Ray Train's restart of it could wait long for room."""
+        while self.running.get(slot) == trial_id:
+            try:
+                await worker.__ray_ready__.remote()
+            except ray.exceptions.RayActorError:
+                if self.running.get(slot) == trial_id:
+                    await self._lost(slot, LOST)
+                return
+            await asyncio.sleep(WATCH_EVERY_S)
+
+    async def _lost(self, slot: int, reason: str, recurring: bool = False) -> None:
+        trial_id = self.running.pop(slot, None)
+        trial = self.trials.get(trial_id) if trial_id is not None else None
+        if trial is None:
+            return
+        if trial.ended:
+            del self.trials[trial_id]
+            return
         trial.failures += 1
-        if recurring or trial.failures > self.max_failures:
-            self.running.pop(slot, None)
+        if recurring or trial.failures > self.max_failures or self.lost_reason is not None:
             self._fail(trial_id, reason)
-            return False
-        return True
+            return
+        self.waiting.appendleft(trial_id)
+        await self._notify()
 
     def _fail(self, trial_id: str, reason: str) -> None:
         self._event(trial_id, Event(FAILED, reason=reason))

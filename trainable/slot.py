@@ -31,7 +31,8 @@ from trainable.work import SlotWork
 
 def serve(work: SlotWork) -> None:
     dispatcher = ray.get_actor(work.dispatcher)
-    while (assignment := ray.get(dispatcher.take.remote(work.slot))) is not None:
+    me = ray.get_runtime_context().current_actor
+    while (assignment := ray.get(dispatcher.take.remote(work.slot, me))) is not None:
         trial_id, trial_work = assignment
         reports = SlotReports(dispatcher, trial_id, work.checkpoint_storage)
         try:
