@@ -15,11 +15,14 @@ from search.layout import SEARCH_FILE
 from tests.conftest import TINY, run_cli
 from tests.records import assert_records_agree
 
-FIRST = "{learning_rate: 1.0e-3, batch_size: 16, epochs: 2}"
-SECOND = "{learning_rate: 3.0e-4, batch_size: 32, epochs: 2}"
-# Its first epoch's loss is the worst of the three (it barely trains): ASHA, ranking by eval
-# loss from the first epoch on, stops it there.
-STOPPED = "{learning_rate: 1.0e-6, batch_size: 32, epochs: 2}"
+# The defaults' trial, first: ASHA lets it run to the end.
+FIRST = "{learning_rate: 3.0e-4, batch_size: 32, epochs: 2}"
+# Trained second, in the process that trained the first; its first epoch's loss beats the
+# first trial's, so ASHA lets it go on.
+SECOND = "{learning_rate: 1.0e-3, batch_size: 16, epochs: 2}"
+# Its first epoch's loss is the worst of the three: ASHA, ranking by eval loss from the first
+# epoch on, stops it there.
+STOPPED = "{learning_rate: 1.0e-4, batch_size: 32, epochs: 2}"
 
 
 def _search(output: Path, ray_tmpdir: Path, points: list[str], *settings: str) -> Path:
@@ -71,12 +74,12 @@ def _trials(output: Path) -> dict[float, dict]:
 
 def test_two_trials_train_in_one_warm_process_and_match_a_cold_trial(searches):
     warm, cold = (_trials(output) for output in searches)
-    first, second = warm[1.0e-3], warm[3.0e-4]
+    first, second = warm[3.0e-4], warm[1.0e-3]
     pids = {row["worker_pid"] for trial in warm.values() for row in trial["rows"]}
     assert len(pids) == 1, f"the warm trials trained in processes {pids}"
     assert second["rows"][0]["loop_started_at"] > first["rows"][-1]["training_started_at"]
 
-    reference = cold[3.0e-4]
+    reference = cold[1.0e-3]
     assert [row["eval_loss"] for row in second["rows"]] == [
         row["eval_loss"] for row in reference["rows"]
     ]
@@ -90,7 +93,7 @@ def test_two_trials_train_in_one_warm_process_and_match_a_cold_trial(searches):
 
 
 def test_a_trial_asha_stops_trains_no_further_on_its_warm_worker(searches):
-    stopped = _trials(searches[0])[1.0e-6]
+    stopped = _trials(searches[0])[1.0e-4]
     assert [row["training_iteration"] for row in stopped["rows"]] == [1]
     assert stopped["checkpoints"] == 1  # its worker trained no second epoch
 
