@@ -1,7 +1,8 @@
 """`python -m search.run`: the whole search, from config to exported model.
 
-CLI (search/cli.py) → config → data (tokenized once) → Ray → Tuner (Optuna + ASHA, one
-Train run per trial, MLflow) → best checkpoint → `<output>/best_model` → report → summary.
+CLI (search/cli.py) → config → data (tokenized once) → Ray → Tuner (Optuna + ASHA, trials
+trained on warm Ray Train workers, MLflow) → best checkpoint → `<output>/best_model` → report
+→ summary.
 """
 
 from __future__ import annotations
