@@ -27,7 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # The suite runs on two pytest-xdist workers (pyproject.toml). A test sharing one of these
 # searches, or the two-node cluster, runs on the worker that made it: each is made once.
-SHARED = ("tiny_search", "topic_search", "cluster")
+SHARED = ("tiny_search", "topic_search", "cluster", "warm_searches")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups

@@ -40,7 +40,7 @@ def _search(output: Path, ray_tmpdir: Path, points: list[str], *settings: str) -
 
 
 @pytest.fixture(scope="module")
-def searches(tmp_path_factory, ray_tmpdir) -> tuple[Path, Path]:
+def warm_searches(tmp_path_factory, ray_tmpdir) -> tuple[Path, Path]:
     """Three trials on one warm worker, the last stopped early, and the second one's
     configuration as a cold trial."""
     root = tmp_path_factory.mktemp("warm")
@@ -72,8 +72,8 @@ def _trials(output: Path) -> dict[float, dict]:
     return trials
 
 
-def test_two_trials_train_in_one_warm_process_and_match_a_cold_trial(searches):
-    warm, cold = (_trials(output) for output in searches)
+def test_two_trials_train_in_one_warm_process_and_match_a_cold_trial(warm_searches):
+    warm, cold = (_trials(output) for output in warm_searches)
     first, second = warm[3.0e-4], warm[1.0e-3]
     pids = {row["worker_pid"] for trial in warm.values() for row in trial["rows"]}
     assert len(pids) == 1, f"the warm trials trained in processes {pids}"
@@ -92,11 +92,11 @@ def test_two_trials_train_in_one_warm_process_and_match_a_cold_trial(searches):
     assert not differ, f"the warm trial's weights differ from the cold trial's in {differ}"
 
 
-def test_a_trial_asha_stops_trains_no_further_on_its_warm_worker(searches):
-    stopped = _trials(searches[0])[1.0e-4]
+def test_a_trial_asha_stops_trains_no_further_on_its_warm_worker(warm_searches):
+    stopped = _trials(warm_searches[0])[1.0e-4]
     assert [row["training_iteration"] for row in stopped["rows"]] == [1]
     assert stopped["checkpoints"] == 1  # its worker trained no second epoch
 
 
-def test_a_warm_search_keeps_the_records_a_cold_one_keeps(searches):
-    assert_records_agree(searches[0])
+def test_a_warm_search_keeps_the_records_a_cold_one_keeps(warm_searches):
+    assert_records_agree(warm_searches[0])
