@@ -1,20 +1,25 @@
 """Trainer callbacks of the worker loop: a trial that diverged fails, each evaluation
-carries the trial's work (time and tokens) and keeps its predictions in a file, a refit stops
-where the selected checkpoint did."""
+carries the trial's work (time and tokens) and keeps its predictions in a file, each save
+reports the epoch, a refit stops where the selected checkpoint did."""
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
+import ray.train
 from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
 from transformers.training_args import ParallelMode
 
 from trainable import predictions
 from trainable.data import token_lengths
 from trainable.metrics import ClassificationMetrics
-from trainable.reports import TrialFolder
+from trainable.reports import HF_CHECKPOINT, TrialFolder, TrialReports
 
 # Logged losses (one per epoch) that may be non-finite in a row while the weights stay finite:
 # under fp16 the gradient scaler skips an overflowing step and lowers its scale, so a loss that
@@ -133,8 +138,28 @@ class StopAfterEpochs(TrainerCallback):
 
 
 class LastReport(TrainerCallback):
-    """Keeps what `ReportEachSave` would report at each save (every log merged, the
-    latest value of each key winning) for a caller that reports itself."""
+    """Keeps what a trial reports at each save (every log merged, the latest value of each key
+    winning) for a caller that reports itself."""
 
     def on_save(self, args, state, control, **kwargs):
         self.metrics = {key: value for log in state.log_history for key, value in log.items()}
+
+
+class ReportEachSave(LastReport):
+    """What `RayTrainReportCallback` does at each save (every log merged, the Trainer's last
+    checkpoint copied into the report's), reporting to `reports`, and ending the training when
+    the search stopped the trial."""
+
+    def __init__(self, reports: TrialReports):
+        self.reports = reports
+
+    def on_save(self, args, state, control, **kwargs):
+        super().on_save(args, state, control, **kwargs)
+        with tempfile.TemporaryDirectory(prefix="report-") as saved:
+            last = get_last_checkpoint(args.output_dir)
+            checkpoint = None
+            if last is not None:
+                shutil.copytree(last, Path(saved, HF_CHECKPOINT))
+                checkpoint = ray.train.Checkpoint.from_directory(saved)
+            if not self.reports.report(self.metrics, checkpoint):
+                control.should_training_stop = True

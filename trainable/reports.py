@@ -4,21 +4,17 @@ A trial reports each epoch's metrics with its checkpoint, and a restarted one re
 last checkpoint it reported. In a Ray Train run of its own (`TrainRunReports`) Ray Train keeps
 both; on a warm worker that trains one trial after another (`trainable/slot.py`) the worker
 keeps them in the same layout itself, and the trial can be told to stop after any epoch.
+Each save reports through `trainable.callbacks.ReportEachSave`.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import pyarrow.fs
 import ray.train
 from ray.train.huggingface.transformers import RayTrainReportCallback
-from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 # Inside a reported checkpoint, the HF Trainer's checkpoint folder (as Ray's callback names it).
 HF_CHECKPOINT = RayTrainReportCallback.CHECKPOINT_NAME
@@ -57,23 +53,3 @@ class TrainRunReports:
         # A stopped trial's Train run is torn down by Tune: a report always goes on.
         ray.train.report(metrics, checkpoint=checkpoint)
         return True
-
-
-class ReportEachSave(TrainerCallback):
-    """What `RayTrainReportCallback` does at each save (every log merged, the Trainer's last
-    checkpoint copied into the report's), reporting to `reports`, and ending the training when
-    the search stopped the trial."""
-
-    def __init__(self, reports: TrialReports):
-        self.reports = reports
-
-    def on_save(self, args, state, control, **kwargs):
-        metrics = {key: value for log in state.log_history for key, value in log.items()}
-        with tempfile.TemporaryDirectory(prefix="report-") as saved:
-            last = get_last_checkpoint(args.output_dir)
-            checkpoint = None
-            if last is not None:
-                shutil.copytree(last, Path(saved, HF_CHECKPOINT))
-                checkpoint = ray.train.Checkpoint.from_directory(saved)
-            if not self.reports.report(metrics, checkpoint):
-                control.should_training_stop = True

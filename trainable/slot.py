@@ -44,7 +44,6 @@ def serve(work: SlotWork) -> None:
         else:
             ray.get(dispatcher.done.remote(work.slot, trial_id))
         finally:
-            del reports
             gc.collect()  # the trial's model and Trainer, before the next one's
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()

@@ -18,10 +18,10 @@ from transformers import TrainerState
 from transformers.trainer import TRAINER_STATE_NAME
 
 from trainable import seeds
-from trainable.callbacks import StopAfterEpochs, WorkCallback
+from trainable.callbacks import ReportEachSave, StopAfterEpochs, WorkCallback
 from trainable.config import Config
 from trainable.device import check_precision, cpu_plan
-from trainable.reports import HF_CHECKPOINT, ReportEachSave, TrialReports
+from trainable.reports import HF_CHECKPOINT, TrialReports
 from trainable.trainer import build_trainer
 from trainable.work import Mode, Work
 
