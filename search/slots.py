@@ -29,8 +29,9 @@ from trainable.worker import slot_loop_per_worker
 # trial functions (search/tuner.py), the dispatcher and the slots' Train controllers stay on
 # the head: a worker node that goes takes only workers.
 HEAD_NODE = "node:__internal_head__"
-# How long the slots' Train runs get to end in order once the trials are over; a run still
-# waiting for room then (an interrupted search) is ended outright.
+# How long the slots' Train runs whose worker lives get to end in order once the trials are
+# over; a run still running then is ended outright, as is at once a run whose worker waits for
+# room (an interrupted search whose trials could not be placed).
 CLOSE_TIMEOUT_S = 15.0
 
 
@@ -61,9 +62,11 @@ def warm_workers(cfg: Config, setup: TrialSetup, search_name: str) -> Iterator[T
     try:
         yield dataclasses.replace(setup, dispatcher=name)
     finally:
-        ray.get(dispatcher.close.remote())
-        _, unfinished = ray.wait(runs, num_returns=len(runs), timeout=CLOSE_TIMEOUT_S)
-        for run in unfinished:
+        alive = ray.get(dispatcher.close.remote())
+        ending = [run for slot, run in enumerate(runs) if slot in alive]
+        waiting = [run for slot, run in enumerate(runs) if slot not in alive]
+        _, unfinished = ray.wait(ending, num_returns=len(ending), timeout=CLOSE_TIMEOUT_S)
+        for run in unfinished + waiting:
             ray.cancel(run, force=True)
         ray.kill(dispatcher)
 

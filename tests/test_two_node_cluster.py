@@ -105,7 +105,8 @@ def cluster(s3):
 
 
 def _workers_by_node(dashboard: str) -> dict[str, str]:
-    """RayTrainWorker actor id → the custom resource of the node it ran on (via the state API)."""
+    """RayTrainWorker actor id → the custom resource of the node it ran on (via the state API).
+    A worker Ray Train restarted after its node went may still wait for room: no node yet."""
     script = f"""
 import json
 from ray.util.state import list_actors, list_nodes
@@ -113,7 +114,7 @@ nodes = {{n.node_id: [r for r in n.resources_total if r.startswith("node_")][0]
          for n in list_nodes(address="{dashboard}", detail=True)}}
 actors = list_actors(address="{dashboard}", detail=True, limit=1000,
                      filters=[("class_name", "=", "RayTrainWorker")])
-print(json.dumps({{a.actor_id: nodes[a.node_id] for a in actors}}))
+print(json.dumps({{a.actor_id: nodes[a.node_id] for a in actors if a.node_id}}))
 """
     for _ in range(10):  # the state API can lag the actors' end by a moment
         proc = subprocess.run(

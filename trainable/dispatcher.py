@@ -52,6 +52,7 @@ class Dispatcher:
         self.trials: dict[str, _Trial] = {}
         self.waiting: collections.deque[str] = collections.deque()
         self.running: dict[int, str] = {}  # slot -> trial id
+        self.workers: set[int] = set()  # slots whose worker came for work and was not lost
         self.changed = asyncio.Condition()
         self.closed = False
 
@@ -90,17 +91,21 @@ class Dispatcher:
         controller failed): its trial is tried on another slot, and once no slot is left every
         trial still waiting fails with the reason."""
         self.live_slots.discard(slot)
+        self.workers.discard(slot)
         await self._lost(slot, reason)
         if not self.live_slots:
             self.lost_reason = reason
             while self.waiting:
                 self._fail(self.waiting.popleft(), reason)
 
-    async def close(self) -> None:
+    async def close(self) -> list[int]:
+        """Ends the search's trials after their epoch and the workers' loops; the slots whose
+        worker is alive to end in order (the others' runs still wait for room)."""
         self.closed = True
         for trial_id in list(self.trials):
             self._answer(trial_id, False)
         await self._notify()
+        return sorted(self.workers)
 
     # A slot's worker's side (trainable/slot.py).
 
@@ -108,6 +113,7 @@ class Dispatcher:
         """The next trial for the worker (an actor) of `slot` to train; None once the search
         closed. A slot that still holds a trial lost its worker before the watch saw it."""
         await self._lost(slot, LOST)
+        self.workers.add(slot)
         async with self.changed:
             while not self.closed:
                 if self.waiting:
@@ -145,6 +151,7 @@ class Dispatcher:
             try:
                 await worker.__ray_ready__.remote()
             except ray.exceptions.RayActorError:
+                self.workers.discard(slot)
                 if self.running.get(slot) == trial_id:
                     await self._lost(slot, LOST)
                 return
