@@ -20,6 +20,8 @@ import ray
 from ray.tune import Callback
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 
+from trainable.errors import first_line
+
 LIVE_ACTOR_STATES = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE", "RESTARTING")
 # A group stays unused for a moment between its reservation and its workers' creation: only
 # one seen unused at two sweeps this far apart is taken for left behind.
@@ -124,6 +126,15 @@ def clear_left_behind(say=print, timeout_s: float = 30.0) -> None:
     used = groups_in_use(job_id)
     groups = search_groups(job_id)
     remove([g for g in groups if g.holds_compute() and g.group_id not in used], say)
+
+
+def sweep_left_behind() -> None:
+    """clear_left_behind before the work after the trials (the refit, the test scoring), or a
+    line saying why it could not look: that work may then wait."""
+    try:
+        clear_left_behind()
+    except Exception as exc:  # the state API is out of reach
+        print(f"could not look for placement groups left behind ({first_line(exc)})", flush=True)
 
 
 def holders(groups: list[Group]) -> str:

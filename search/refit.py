@@ -17,16 +17,15 @@ import ray
 from ray.train import Checkpoint
 
 from search.cluster import running_alone
-from search.placement import clear_left_behind, watching
+from search.placement import watching
 from search.selection import BestTrial
-from trainable.errors import first_line, last_line
+from trainable.errors import last_line
 from trainable.hyperparameters import describe
 from trainable.storage import stored_uri
 from trainable.trial import TrialSetup, fit, train_run
-from trainable.work import Mode, Work
+from trainable.work import Mode, Work, refit_id
 
-RUN_NAME = "refit"
-WORKER_DETAILS = ("epochs_trained", "steps", "train_loss")
+WORKER_DETAILS = ("epochs_trained", "steps", "train_loss", "worker_pid")
 
 
 @dataclass
@@ -35,21 +34,21 @@ class Refit:
     details: dict[str, Any]  # examples, epochs, WORKER_DETAILS, time_s, checkpoint
 
 
+def announce(best: BestTrial, messages: int) -> None:
+    print(
+        f"refit: {describe(best.hyperparameters)}, stopped after epoch {best.epoch}, on train + "
+        f"validation ({messages} texts)",
+        flush=True,
+    )
+
+
 def refit_best(best: BestTrial, setup: TrialSetup, messages: int) -> Refit | None:
     """The refit model's checkpoint, trained on the `messages` of train and validation; None
     (and a warning) when the refit fails, so the search still exports the selected trial's
     checkpoint."""
     hp = best.hyperparameters
-    print(
-        f"refit: {describe(hp)}, stopped after epoch {best.epoch}, on train + validation "
-        f"({messages} texts)",
-        flush=True,
-    )
+    announce(best, messages)
     started = time.monotonic()
-    try:
-        clear_left_behind()
-    except Exception as exc:  # the state API is out of reach: the refit may wait, and says so
-        print(f"could not look for placement groups left behind ({first_line(exc)})", flush=True)
     free_cpus = ray.available_resources().get("CPU", 0)
     alone = dataclasses.replace(setup, config=running_alone(setup.config, free_cpus))
     # The worker joins train and validation itself: the search's splits are in the object
@@ -57,7 +56,8 @@ def refit_best(best: BestTrial, setup: TrialSetup, messages: int) -> Refit | Non
     work = Work(Mode.REFIT, alone.config, hp, setup.splits_ref, best.epoch)
     try:
         with watching():
-            result = fit(train_run(alone, work, name=RUN_NAME), alone.config)
+            run = train_run(alone, work, name=refit_id(best.trial_id, best.epoch))
+            result = fit(run, alone.config)
     except Exception as exc:  # a failed refit must not lose the search's result
         print(
             f"refit failed ({last_line(exc)}): exporting trial {best.trial_id}'s checkpoint",

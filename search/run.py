@@ -1,8 +1,8 @@
 """`python -m search.run`: the whole search, from config to exported model.
 
 CLI (search/cli.py) → config → data (tokenized once) → Ray → Tuner (Optuna + ASHA, trials
-trained on warm Ray Train workers, MLflow) → best checkpoint → `<output>/best_model` → report
-→ summary.
+trained on warm Ray Train workers, MLflow) → best checkpoint → refit (on a warm worker, started
+while the last trials train when it can) → `<output>/best_model` → report → summary.
 """
 
 from __future__ import annotations
@@ -48,9 +48,11 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
 
     from search.cluster import fit_to_cluster, share_gpus
     from search.connect import connect
+    from search.selection import find_best
     from search.slots import warm_workers
     from search.tracking import check_tracking
     from search.tuner import build_tuner, ended_trials, restore_tuner
+    from search.warm_refit import refit_on_slot
     from trainable.trial import TrialSetup
 
     if not cfg.verbose:
@@ -92,23 +94,36 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
         ),
         checkpoint_storage=f"{cfg.experiment_path(search_name)}/checkpoints",
     )
+    refit_examples = sizes["train"] + sizes["validation"]
     with warm_workers(cfg, setup, search_name) as trial_setup:
         if resume:
             tuner = restore_tuner(cfg, trial_setup, search_name)
         else:
             tuner = build_tuner(cfg, trial_setup, search_name, run_id)
         results = tuner.fit()
-    ended = ended_trials(cfg, search_name)
-    if ended < cfg.search.trials:
-        raise SearchInterrupted(
-            f"search interrupted with {ended} of {cfg.search.trials} trials ended: finish it "
-            f"with `python -m search.run --resume {cfg.output_dir}`"
-        )
+        ended = ended_trials(cfg, search_name)
+        if ended < cfg.search.trials:
+            raise SearchInterrupted(
+                f"search interrupted with {ended} of {cfg.search.trials} trials ended: finish "
+                f"it with `python -m search.run --resume {cfg.output_dir}`"
+            )
+        best = find_best(results, cfg)
+        refit = None
+        if best is not None and cfg.search.refit and trial_setup.dispatcher is not None:
+            refit = refit_on_slot(trial_setup, best, refit_examples)
     if resume:
         close_abandoned(cfg, search_name)
-    refit_examples = sizes["train"] + sizes["validation"]
     record = finish(
-        cfg, search_name, run_id, results, setup, splits["test"], refit_examples, sample
+        cfg,
+        search_name,
+        run_id,
+        results,
+        best,
+        refit,
+        setup,
+        splits["test"],
+        refit_examples,
+        sample,
     )
     record["wall_time_s"] = round(time.monotonic() - started, 1)
     record["disk_mb"] = round(disk_usage(cfg.output_dir) / 2**20, 1)
@@ -143,18 +158,28 @@ def sample_message(texts) -> str:
 
 
 def finish(
-    cfg: Config, search_name: str, run_id: str, results, setup, test, refit_examples: int, sample
+    cfg: Config,
+    search_name: str,
+    run_id: str,
+    results,
+    best,
+    refit,
+    setup,
+    test,
+    refit_examples: int,
+    sample,
 ):
-    """After the trials: the best one selected, refit on the `refit_examples` of train and
-    validation, scored on the tokenized `test` split, exported, reported and logged."""
+    """After the trials: the `best` one, refit on the `refit_examples` of train and
+    validation (unless `refit` is done already), scored on the tokenized `test` split,
+    exported, reported and logged."""
     from search.export import export_best, score_where_trials_ran, write_record
     from search.parent_run import close_search_run
     from search.payoff import plan_payoff
+    from search.placement import sweep_left_behind
     from search.refit import refit_best
     from search.report import write_report
-    from search.selection import find_best
 
-    best = find_best(results, cfg)
+    sweep_left_behind()  # the slots have ended: what still holds CPUs was left behind
     failed = [_failure(r) for r in results if r.error]
     if best is None:
         report_dir = write_report(cfg, search_name, None)
@@ -162,7 +187,8 @@ def finish(
         raise SearchFailed(
             f"no trial finished an epoch; {len(failed)} failed: " + "; ".join(failed[:3])
         )
-    refit = refit_best(best, setup, refit_examples) if cfg.search.refit else None
+    if refit is None and cfg.search.refit:
+        refit = refit_best(best, setup, refit_examples)
     payoff = plan_payoff(cfg, results, best.trial_id, setup.checkpoint_storage)
     scored = score_where_trials_ran(cfg, test, payoff.checkpoints(cfg, best, refit))
     test_labels = test["label"]

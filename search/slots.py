@@ -22,7 +22,7 @@ from trainable.config import Config
 from trainable.dispatcher import Dispatcher
 from trainable.errors import last_line
 from trainable.trial import TrialSetup, fit, train_run
-from trainable.work import SlotWork
+from trainable.work import Mode, SlotWork, Work
 from trainable.worker import slot_loop_per_worker
 
 # A resource only the head node has; Ray Train places its own state actor there with it. The
@@ -51,7 +51,7 @@ def warm_workers(cfg: Config, setup: TrialSetup, search_name: str) -> Iterator[T
     dispatcher = (
         ray.remote(Dispatcher)
         .options(name=name, num_cpus=0, resources={HEAD_NODE: 0.001}, max_concurrency=10_000)
-        .remote(slots, cfg.resources.max_failures)
+        .remote(slots, cfg.resources.max_failures, refit_template(cfg, setup))
     )
     storage = f"{cfg.experiment_path(search_name)}/slots"
     keep = ray.remote(num_cpus=0, max_retries=0, resources={HEAD_NODE: 0.001})(_keep_slot)
@@ -71,6 +71,11 @@ def warm_workers(cfg: Config, setup: TrialSetup, search_name: str) -> Iterator[T
         ray.kill(dispatcher)
 
 
+def refit_template(cfg: Config, setup: TrialSetup) -> Work | None:
+    """The refit the slots may run (search/warm_refit.py), its trial still to choose."""
+    return Work(Mode.REFIT, cfg, {}, setup.splits_ref) if cfg.search.refit else None
+
+
 def _keep_slot(setup: TrialSetup, work: SlotWork, storage: str) -> None:
     """Runs the slot's Train run until the dispatcher closes; a run that fails (its worker
     could not be placed) takes its trial down with the reason, and the waiting trials with it
@@ -87,7 +92,8 @@ def _keep_slot(setup: TrialSetup, work: SlotWork, storage: str) -> None:
 class SlotRelease(Callback):
     """Tells the dispatcher of each trial Tune ended: a warm worker training a trial that ASHA
     stopped (Tune ends its trial process) stops after the epoch it reported. Once the last
-    trial ended the slots end, and their CPUs and GPUs are free for the refit."""
+    trial ended the slots train no more trials, and a refit on one of them takes their CPUs;
+    they end when the search leaves `warm_workers`."""
 
     def __init__(self, search_name: str):
         self.name = dispatcher_name(search_name)
@@ -99,7 +105,7 @@ class SlotRelease(Callback):
         self._end(trial.trial_id)
 
     def on_experiment_end(self, trials, **info):
-        ray.get(ray.get_actor(self.name).close.remote())
+        ray.get(ray.get_actor(self.name).end_trials.remote())
 
     def _end(self, trial_id: str) -> None:
         ray.get_actor(self.name).end.remote(trial_id)

@@ -15,9 +15,10 @@ from search.progress import ProgressPrinter
 from search.restore_records import RestoreRecords
 from search.scheduler import DefaultsRunToTheEnd
 from search.selection import Ranking, metric_key
-from search.slots import HEAD_NODE, SlotRelease
+from search.slots import HEAD_NODE, SlotRelease, dispatcher_name
 from search.space import search_space
 from search.tracking import mlflow_callback
+from search.warm_refit import EarlyRefit
 from trainable.config import Config
 from trainable.errors import SetupError
 from trainable.hyperparameters import EPOCHS
@@ -68,6 +69,13 @@ def ended_trials(cfg: Config, search_name: str) -> int:
     return sum(trial.status in ("TERMINATED", "ERROR") for trial in trials)
 
 
+def warm_worker_callbacks(cfg: Config, search_name: str) -> list[tune.Callback]:
+    if not cfg.resources.trials_on_warm_workers:
+        return []
+    early = [EarlyRefit(cfg, dispatcher_name(search_name))] if cfg.search.refit else []
+    return [SlotRelease(search_name), *early]
+
+
 def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id: str) -> tune.Tuner:
     points = cfg.initial_points()
     defaults = points[0] if points else None
@@ -116,7 +124,7 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
                     cfg.search.keep_top_trials,
                     defaults=defaults,
                 ),
-                *([SlotRelease(search_name)] if cfg.resources.trials_on_warm_workers else []),
+                *warm_worker_callbacks(cfg, search_name),
             ],
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=1 if cfg.verbose else 0,

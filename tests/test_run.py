@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import mlflow
@@ -16,13 +17,13 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_s
 from transformers import pipeline
 
 from search.layout import RESULT_FILE
-from search.refit import RUN_NAME as REFIT_RUN
 from search.tracking import PARENT_TAG, SEARCH_TAG
 from tests.conftest import EXTRA_SPACE, MLFLOW_REQUESTS, ray_process_logs
 from tests.left_behind import PLANTED
 from tests.records import assert_records_agree, assert_scalars_only, mlflow_requests
 from trainable import data, predictions
 from trainable.config_file import config_from_dict
+from trainable.work import REFIT_PREFIX, refit_id
 
 
 def test_cli_prints_the_summary(tiny_search):
@@ -169,9 +170,15 @@ def test_optuna_study_has_one_trial_per_tune_trial(tiny_search):
 def test_only_the_top_trials_best_checkpoint_stays_and_it_is_the_selected_one(tiny_search):
     search = json.loads((tiny_search / "search.json").read_text())
     root = tiny_search / "ray_results" / search["name"] / "checkpoints"
-    trial_dirs = [path for path in root.iterdir() if path.is_dir() and path.name != REFIT_RUN]
+    trial_dirs = [
+        path for path in root.iterdir() if path.is_dir() and not path.name.startswith(REFIT_PREFIX)
+    ]
     assert len(trial_dirs) == 2
-    kept = [p for p in root.glob("*/checkpoint_*") if p.is_dir() and p.parent.name != REFIT_RUN]
+    kept = [
+        p
+        for p in root.glob("*/checkpoint_*")
+        if p.is_dir() and not p.parent.name.startswith(REFIT_PREFIX)
+    ]
     record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
     # keep_top_trials=1, and the defaults' trial keeps its best for the test comparison.
     defaults = record["search_over_defaults"]["defaults_trial"]
@@ -297,18 +304,49 @@ def test_the_exported_model_is_the_winner_refit_on_train_and_validation(tiny_sea
     assert exported.keys() == selected.keys()
     assert any(not torch.equal(exported[k], selected[k]) for k in exported)
     assert (Path(refit["checkpoint"]) / "checkpoint" / "model.safetensors").is_file()
+    assert Path(refit["checkpoint"]).parent.name == refit_id(record["trial_id"], refit["epochs"])
     assert (
         f"refit:      {record['best_epoch']} epochs on train + validation (320 texts)"
         in (tiny_search / "cli.log").read_text()
     )
+    # On a warm worker: a process that trained trials, with torch imported once.
+    assert refit["worker_pid"] in _trial_worker_pids(tiny_search)
 
 
-def test_a_placement_group_left_behind_is_removed_before_the_refit(tiny_search):
+def test_the_refit_starts_on_the_first_free_slot_and_is_kept_only_for_the_pick(tiny_search):
+    log = (tiny_search / "cli.log").read_text()
+    record = json.loads((tiny_search / "best_model" / RESULT_FILE).read_text())
+    pick, refit = record["trial_id"], record["refit"]
+    ended = re.findall(r"trial \d+/2 \((\w+)\) (?:finished|stopped|errored)", log)
+    planned = re.findall(r"refit of trial (\w+) \(.*\), the best that has ended, starts", log)
+    # Two trials on two slots: the first to end leaves its slot free while the other trains
+    # (unless Tune saw both end at once), and the refit of it starts there.
+    assert planned in ([], ended[:1]), log
+    kept = planned == [pick]
+    assert ("refit of trial {} dropped".format(*planned) in log) == (planned != [] and not kept)
+    assert refit["started_early"] <= kept
+    search = json.loads((tiny_search / "search.json").read_text())
+    folders = tiny_search / "ray_results" / search["name"] / "checkpoints"
+    refits = {p.parent.name for p in folders.glob(f"{REFIT_PREFIX}*/checkpoint_*")}
+    assert refits == {refit_id(pick, refit["epochs"])}
+
+
+def test_a_placement_group_left_behind_is_removed_before_the_work_after_the_trials(tiny_search):
     log = (tiny_search / "cli.log").read_text()
     planted = log.index(PLANTED)
     removed = log.index("removed a placement group that no trial uses", planted)
     assert "refit failed" not in log
-    assert removed < log.index("refit done in", planted), log[planted:]
+    assert removed < log.index("search finished", planted), log[planted:]
+
+
+def _trial_worker_pids(output: Path) -> set[int]:
+    search = json.loads((output / "search.json").read_text())
+    results = (output / "ray_results" / search["name"]).glob("run_trial_*/result.json")
+    return {
+        json.loads(line)["worker_pid"]
+        for result in results
+        for line in result.read_text().splitlines()
+    }
 
 
 def test_search_run_holds_report_test_metrics_and_the_registered_model(tiny_search, mlflow_server):

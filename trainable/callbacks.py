@@ -1,6 +1,7 @@
 """Trainer callbacks of the worker loop: a trial that diverged fails, each evaluation
 carries the trial's work (time and tokens) and keeps its predictions in a file, each save
-reports the epoch, a refit stops where the selected checkpoint did."""
+reports the epoch, a refit stops where the selected checkpoint did (and, on a warm worker,
+when the search drops it)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import ray.train
+import torch
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.training_args import ParallelMode
@@ -135,6 +138,35 @@ class StopAfterEpochs(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         if round(state.epoch) >= self.epochs:
             control.should_training_stop = True
+
+
+class RefitControl(TrainerCallback):
+    """A refit on a warm worker (`search/warm_refit.py`), asking the search every few seconds
+    (`ask`: go on?, and how many slots' CPUs it may use) whether it still wants the refit, and
+    taking the CPU threads of the slots that wait idle once the trials are over.
+
+    A refit whose thread count changes while it trains sums in a different order from then
+    on: its weights differ from a refit on a fixed thread count in the last bits, as those of
+    any two runs with different thread counts do."""
+
+    ASK_EVERY_S = 2.0
+
+    def __init__(self, ask: Callable[[], tuple[bool, int]], cpus_per_slot: int | None):
+        self.ask = ask
+        self.cpus_per_slot = cpus_per_slot  # None: the refit trains on a GPU, threads stay
+        self.dropped = False
+        self.asked_at = -math.inf
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self.asked_at < self.ASK_EVERY_S:
+            return
+        self.asked_at = time.monotonic()
+        wanted, slots = self.ask()
+        if not wanted:
+            self.dropped = True
+            control.should_training_stop = True
+        elif self.cpus_per_slot and slots * self.cpus_per_slot != torch.get_num_threads():
+            torch.set_num_threads(slots * self.cpus_per_slot)
 
 
 class LastReport(TrainerCallback):

@@ -9,6 +9,12 @@ reports each epoch and waits for Tune's answer: go on, or stop (ASHA stopped the
 whose worker process was lost, waits first in line to be tried again from its last checkpoint,
 on whichever slot is free first (Ray Train restarts a lost slot's worker where there is room).
 
+The refit runs on a slot too (`search/warm_refit.py`): once no trial is left to start, a slot
+that comes free refits the best trial that has ended while the last trials train, and the
+search keeps it when that trial is its pick; otherwise the pick's refit follows the trials.
+A refit is work like a trial's, with its own id, that the trials go before; it is tried once,
+and the search can drop it (`end`) while it trains.
+
 One actor per search, on the head node, holding no CPU.
 """
 
@@ -16,10 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray.exceptions
+
+from trainable.work import Mode, Work, refit_id
 
 REPORT, DONE, FAILED = "report", "done", "failed"
 LOST = "the trial's worker process was lost (its node went, or it was killed)"
@@ -35,6 +45,16 @@ class Event:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class RefitPlan:
+    """A refit the dispatcher holds: the trial and epoch it refits, and when a worker took it."""
+
+    refit_id: str
+    trial_id: str
+    epoch: int
+    taken_at: float | None = None  # time.time(); None while it waits for a slot
+
+
 @dataclass
 class _Trial:
     work: Any
@@ -45,8 +65,14 @@ class _Trial:
 
 
 class Dispatcher:
-    def __init__(self, slots: int, max_failures: int):
+    def __init__(self, slots: int, max_failures: int, refit: Work | None = None):
+        """`refit`: the refit's work, its hyperparameters and epochs still to fill in; None
+        when the search exports the selected trial's own checkpoint."""
         self.max_failures = max_failures
+        self.refit_template = refit
+        self.refit_plan: RefitPlan | None = None
+        self.node_of: dict[int, str] = {}  # slot -> its worker's node
+        self.trials_over = False  # Tune ended every trial: a refit may use every slot's CPUs
         self.live_slots = set(range(slots))
         self.lost_reason: str | None = None  # why every slot is gone
         self.trials: dict[str, _Trial] = {}
@@ -71,6 +97,52 @@ class Dispatcher:
 
     def go_on(self, trial_id: str) -> None:
         self._answer(trial_id, True)
+
+    # The refit's side (search/warm_refit.py).
+
+    async def refit(self, trial_id: str, hyperparameters: dict[str, Any], epoch: int) -> bool:
+        """Plans the refit of `trial_id` for `epoch` epochs, after the trials waiting to
+        start, dropping a refit of another trial or epoch; False when it cannot run here
+        (no refit planned for this search, or no slot left)."""
+        if self.refit_template is None or self.lost_reason is not None:
+            return False
+        plan = self.refit_plan
+        if plan is not None and (plan.trial_id, plan.epoch) == (trial_id, epoch):
+            return True
+        self.drop_refit()
+        work = dataclasses.replace(
+            self.refit_template, hyperparameters=hyperparameters, stop_after_epochs=epoch
+        )
+        self.refit_plan = RefitPlan(refit_id(trial_id, epoch), trial_id, epoch)
+        await self.submit(self.refit_plan.refit_id, work)
+        return True
+
+    def planned_refit(self) -> RefitPlan | None:
+        return self.refit_plan
+
+    def drop_refit(self) -> None:
+        """The planned refit is not wanted: a worker training it stops at its next step."""
+        if self.refit_plan is not None:
+            self.end(self.refit_plan.refit_id)
+            self.refit_plan = None
+
+    def end_trials(self) -> None:
+        """Tune ended the search's trials (all of them, or it was interrupted): workers stop
+        theirs after the epoch, and a refit may use the CPUs of the slots that wait idle."""
+        self.trials_over = True
+        for trial_id in list(self.trials):
+            if not self._is_refit(trial_id):
+                self.end(trial_id)
+
+    def refit_control(self, refit: str, slot: int) -> tuple[bool, int]:
+        """For a refit's worker: whether to go on, and how many of the CPU slots on its node
+        it may use (its own until the trials are over, then every live slot's there)."""
+        plan = self.refit_plan
+        wanted = plan is not None and plan.refit_id == refit and not self.closed
+        if not self.trials_over:
+            return wanted, 1
+        node = self.node_of.get(slot)
+        return wanted, sum(1 for s in self.workers if self.node_of.get(s) == node)
 
     # The search's side (search/slots.py).
 
@@ -102,6 +174,7 @@ class Dispatcher:
         """Ends the search's trials after their epoch and the workers' loops; the slots whose
         worker is alive to end in order (the others' runs still wait for room)."""
         self.closed = True
+        self.refit_plan = None
         for trial_id in list(self.trials):
             self._answer(trial_id, False)
         await self._notify()
@@ -109,16 +182,20 @@ class Dispatcher:
 
     # A slot's worker's side (trainable/slot.py).
 
-    async def take(self, slot: int, worker) -> tuple[str, Any] | None:
-        """The next trial for the worker (an actor) of `slot` to train; None once the search
-        closed. A slot that still holds a trial lost its worker before the watch saw it."""
+    async def take(self, slot: int, worker, node: str) -> tuple[str, Any] | None:
+        """The next trial (or refit) for the worker (an actor, on `node`) of `slot` to train;
+        None once the search closed. A slot that still holds a trial lost its worker before
+        the watch saw it."""
         await self._lost(slot, LOST)
         self.workers.add(slot)
+        self.node_of[slot] = node
         async with self.changed:
             while not self.closed:
                 if self.waiting:
                     trial_id = self.waiting.popleft()
                     self.running[slot] = trial_id
+                    if self.refit_plan is not None and self.refit_plan.refit_id == trial_id:
+                        self.refit_plan = dataclasses.replace(self.refit_plan, taken_at=time.time())
                     asyncio.get_running_loop().create_task(self._watch(slot, trial_id, worker))
                     return trial_id, self.trials[trial_id].work
                 await self.changed.wait()
@@ -128,6 +205,8 @@ class Dispatcher:
         """Hands an epoch's report to the trial's relay; True when Tune wants the next epoch."""
         trial = self.trials.get(trial_id)
         if trial is None or trial.ended or self.closed:
+            return False
+        if self.trials_over and not self._is_refit(trial_id):
             return False
         trial.answer = asyncio.get_running_loop().create_future()
         trial.events.put_nowait(Event(REPORT, metrics=metrics))
@@ -166,11 +245,16 @@ class Dispatcher:
             del self.trials[trial_id]
             return
         trial.failures += 1
-        if recurring or trial.failures > self.max_failures or self.lost_reason is not None:
+        once = trial.work.mode is Mode.REFIT  # the search refits anew, or exports the pick
+        if once or recurring or trial.failures > self.max_failures or self.lost_reason is not None:
             self._fail(trial_id, reason)
             return
         self.waiting.appendleft(trial_id)
         await self._notify()
+
+    def _is_refit(self, trial_id: str) -> bool:
+        trial = self.trials.get(trial_id)
+        return trial is not None and trial.work.mode is Mode.REFIT
 
     def _fail(self, trial_id: str, reason: str) -> None:
         self._event(trial_id, Event(FAILED, reason=reason))

@@ -15,6 +15,7 @@ from typing import Protocol
 import pyarrow.fs
 import ray.train
 from ray.train.huggingface.transformers import RayTrainReportCallback
+from transformers import TrainerCallback
 
 # Inside a reported checkpoint, the HF Trainer's checkpoint folder (as Ray's callback names it).
 HF_CHECKPOINT = RayTrainReportCallback.CHECKPOINT_NAME
@@ -38,6 +39,10 @@ class TrialReports(Protocol):
     def report(self, metrics: dict, checkpoint: ray.train.Checkpoint | None) -> bool:
         """Reports an epoch; False when the search stopped the trial there."""
 
+    def refit_control(self, cpus_per_slot: int | None) -> TrainerCallback | None:
+        """A refit's callback that stops it when the search drops it and sets its CPU threads
+        (`cpus_per_slot` each slot, None: leave them); None where nothing steers the refit."""
+
 
 class TrainRunReports:
     """A trial that is a Ray Train run of its own: Train keeps its reports and restores it."""
@@ -53,3 +58,6 @@ class TrainRunReports:
         # A stopped trial's Train run is torn down by Tune: a report always goes on.
         ray.train.report(metrics, checkpoint=checkpoint)
         return True
+
+    def refit_control(self, cpus_per_slot: int | None) -> None:
+        return None  # a refit of its own holds its CPUs from the start, and runs to the end

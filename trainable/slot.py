@@ -23,6 +23,7 @@ from ray.train.v2._internal.execution.storage import StorageContext
 from ray.train.v2._internal.execution.training_report import _TrainingReport
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 
+from trainable.callbacks import RefitControl
 from trainable.failures import RECURRING
 from trainable.reports import TrialFolder
 from trainable.train_loop import run
@@ -31,10 +32,11 @@ from trainable.work import SlotWork
 
 def serve(work: SlotWork) -> None:
     dispatcher = ray.get_actor(work.dispatcher)
-    me = ray.get_runtime_context().current_actor
-    while (assignment := ray.get(dispatcher.take.remote(work.slot, me))) is not None:
+    context = ray.get_runtime_context()
+    me, node = context.current_actor, context.get_node_id()
+    while (assignment := ray.get(dispatcher.take.remote(work.slot, me, node))) is not None:
         trial_id, trial_work = assignment
-        reports = SlotReports(dispatcher, trial_id, work.checkpoint_storage)
+        reports = SlotReports(dispatcher, trial_id, work.checkpoint_storage, work.slot)
         try:
             run(trial_work, reports)
         except Exception as exc:  # the trial fails (or is tried again), the worker goes on
@@ -52,12 +54,19 @@ def serve(work: SlotWork) -> None:
 class SlotReports:
     """A trial's reports on a warm worker: its checkpoints in its own folder, registered with
     Ray Train's CheckpointManager as its own Train run would, its epochs relayed to Tune
-    through the dispatcher."""
+    through the dispatcher. A refit's, the same, relayed to the search's driver."""
 
-    def __init__(self, dispatcher, trial_id: str, checkpoint_storage: str):
+    def __init__(self, dispatcher, trial_id: str, checkpoint_storage: str, slot: int):
         self.dispatcher = dispatcher
         self.trial_id = trial_id
+        self.slot = slot
         self.storage = StorageContext(storage_path=checkpoint_storage, experiment_dir_name=trial_id)
+
+    def refit_control(self, cpus_per_slot: int | None) -> RefitControl:
+        def ask() -> tuple[bool, int]:
+            return ray.get(self.dispatcher.refit_control.remote(self.trial_id, self.slot))
+
+        return RefitControl(ask, cpus_per_slot)
 
     def folder(self) -> TrialFolder:
         return TrialFolder(self.storage.storage_filesystem, self.storage.experiment_fs_path)

@@ -6,6 +6,7 @@ builds the Trainer, and `trainable.seeds` runs a trial of several seeds.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -87,12 +88,18 @@ def refit(
         # Only a finished refit saves, so a restored run has nothing left to train.
         reports.report({"restored": True}, restored)
         return
-    trainer = build_trainer(cfg, hp, splits, output_dir, [StopAfterEpochs(epochs)])
+    threads = None if cfg.resources.use_gpu else cfg.resources.cpus_per_worker
+    control = reports.refit_control(threads)
+    callbacks = [StopAfterEpochs(epochs), *([control] if control else [])]
+    trainer = build_trainer(cfg, hp, splits, output_dir, callbacks)
     trainer.train()
+    if control is not None and control.dropped:
+        return  # the search no longer wants it: nothing to save or report
     metrics = {
         "epochs_trained": round(trainer.state.epoch, 3),
         "steps": trainer.state.global_step,
         "train_loss": trainer.state.log_history[-1].get("train_loss"),
+        "worker_pid": os.getpid(),
     }
     with tempfile.TemporaryDirectory(prefix="refit-") as saved:
         checkpoint = None

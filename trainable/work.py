@@ -10,6 +10,7 @@ from typing import Any
 from trainable.config import Config
 
 WORK_KEY = "work"  # the one key of Ray Train's train_loop_config
+REFIT_PREFIX = "refit-"
 
 
 class Mode(enum.Enum):
@@ -42,3 +43,10 @@ class SlotWork:
 
     def as_loop_config(self) -> dict[str, Any]:
         return {WORK_KEY: self}
+
+
+def refit_id(trial_id: str, epoch: int) -> str:
+    """A refit's name, on a warm worker or in a Train run of its own, and its folder's in the
+    search's checkpoint storage: a search resumed after its driver died during the refit
+    finds a finished one there."""
+    return f"{REFIT_PREFIX}{trial_id}-{epoch}"
