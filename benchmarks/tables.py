@@ -63,17 +63,28 @@ def contenders_table(summary: dict) -> list[str]:
 
 
 def exported_model_text(hpo: dict, positive: str) -> str:
-    selected, refit = hpo["selected_test_metrics"], hpo["refit"]
-    made = (
-        f"refit for {refit['epochs']} epochs on train + validation "
-        f"({refit['examples']} messages, {refit['time_s'] / 60:.1f} min of the wall time)"
-        if refit
-        else "the selected trial's checkpoint"
-    )
+    selected = hpo["selected_test_metrics"]
     return (
-        f"finetune-hpo's exported model: {made}. The selected trial's checkpoint itself "
+        f"finetune-hpo's exported model: {refit_text(hpo['refit'])}. The selected trial's "
+        "checkpoint itself "
         f"scores test accuracy {selected['test_accuracy']:.4f}, {positive} F1 "
         f"{selected['test_f1']:.4f}."
+    )
+
+
+def refit_text(refit: dict | None) -> str:
+    """How the exported model was made, and what its refit cost; a refit on a warm worker
+    (search/warm_refit.py) may have started before the trials ended."""
+    if not refit:
+        return "the selected trial's checkpoint"
+    made = f"refit for {refit['epochs']} epochs on train + validation ({refit['examples']} messages"
+    after = refit.get("after_trials_s")
+    if after is None:  # a refit in a Train run of its own, after the trials
+        return f"{made}, {refit['time_s'] / 60:.1f} min of the wall time)"
+    began = "while the last trials trained" if refit["started_early"] else "after the trials"
+    return (
+        f"{made}, on a warm worker, started {began}: {refit['time_s'] / 60:.1f} min, "
+        f"{after / 60:.1f} of them after the trials)"
     )
 
 

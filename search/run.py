@@ -108,9 +108,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
                 f"it with `python -m search.run --resume {cfg.output_dir}`"
             )
         best = find_best(results, cfg)
-        refit = None
-        if best is not None and cfg.search.refit and trial_setup.dispatcher is not None:
-            refit = refit_on_slot(trial_setup, best, refit_examples)
+        refit = refit_on_slot(trial_setup, best, refit_examples)
     if resume:
         close_abandoned(cfg, search_name)
     record = finish(

@@ -19,8 +19,8 @@ import ray
 from ray.tune import Callback
 
 from trainable.config import Config
-from trainable.dispatcher import Dispatcher
 from trainable.errors import last_line
+from trainable.refit_dispatcher import RefitDispatcher
 from trainable.trial import TrialSetup, fit, train_run
 from trainable.work import Mode, SlotWork, Work
 from trainable.worker import slot_loop_per_worker
@@ -49,7 +49,7 @@ def warm_workers(cfg: Config, setup: TrialSetup, search_name: str) -> Iterator[T
     name = dispatcher_name(search_name)
     slots = cfg.search.max_concurrent
     dispatcher = (
-        ray.remote(Dispatcher)
+        ray.remote(RefitDispatcher)
         .options(name=name, num_cpus=0, resources={HEAD_NODE: 0.001}, max_concurrency=10_000)
         .remote(slots, cfg.resources.max_failures, refit_template(cfg, setup))
     )

@@ -157,9 +157,14 @@ def print_summary(cfg: Config, record: dict[str, Any]) -> None:
     )
     refit = record["refit"]
     if refit:
+        early = (
+            f", begun while the last trials trained ({refit['after_trials_s']:.0f} s after them)"
+            if refit.get("started_early")
+            else ""
+        )
         print(
             f"  refit:      {refit['epochs']} epochs on train + validation "
-            f"({refit['examples']} texts) in {refit['time_s']:.0f} s"
+            f"({refit['examples']} texts) in {refit['time_s']:.0f} s{early}"
         )
     print(f"  test:       {headline(record['test_metrics'], 'test')} (the exported model)")
     for line in per_class_lines(record):

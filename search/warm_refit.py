@@ -85,9 +85,12 @@ class EarlyRefit(Callback):
             )
 
 
-def refit_on_slot(setup: TrialSetup, best: BestTrial, messages: int) -> Refit | None:
+def refit_on_slot(setup: TrialSetup, best: BestTrial | None, messages: int) -> Refit | None:
     """The refit of the search's pick on a warm worker: the one started early when it is of
-    the pick, else a new one; None (and the reason) when it cannot run or fails there."""
+    the pick, else a new one; None when there is none to do here (no pick, no refit, no warm
+    workers), or (with the reason) when it cannot run or fails there."""
+    if best is None or not setup.config.search.refit or setup.dispatcher is None:
+        return None
     dispatcher = ray.get_actor(setup.dispatcher)
     plan = ray.get(dispatcher.planned_refit.remote())
     waited_from = time.time()

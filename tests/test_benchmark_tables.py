@@ -18,7 +18,7 @@ from benchmarks.summary import (
     work_stats,
     wrong_messages,
 )
-from benchmarks.tables import markdown
+from benchmarks.tables import markdown, refit_text
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
@@ -318,6 +318,16 @@ def test_machine_throughput_counts_the_trials_training_at_once():
     assert "2.00 trials trained at once on average while any did: the machine trained 2.4" in text
     assert "the machine 3.20x, each training 1.60x, each batch-8 training 1.33x." in text
     assert "finetune-hpo's exported model: the selected trial's checkpoint. " in text
+
+
+def test_a_refit_started_before_the_trials_ended_counts_only_what_came_after():
+    refit = {"epochs": 3, "examples": 125, "time_s": 300.0, "after_trials_s": 60.0}
+    assert refit_text({**refit, "started_early": True}) == (
+        "refit for 3 epochs on train + validation (125 messages, on a warm worker, started "
+        "while the last trials trained: 5.0 min, 1.0 of them after the trials)"
+    )
+    assert "started after the trials: 5.0 min" in refit_text({**refit, "started_early": False})
+    assert refit_text(None) == "the selected trial's checkpoint"
 
 
 def test_without_finetune_hpo_only_the_shared_tables_are_drawn():

@@ -1,4 +1,4 @@
-"""The dispatcher's refit (trainable/dispatcher.py), on a real local Ray: it waits behind the
+"""The dispatcher's refit (trainable/refit_dispatcher.py), on a real local Ray: it waits behind the
 trials, is dropped when the search wants another trial's, is tried once, and takes the CPUs
 of the slots on its node once the trials are over. Whole searches prove the rest
 (tests/test_run.py, tests/test_warm_workers.py)."""
@@ -10,7 +10,8 @@ import ray
 
 from tests.conftest import TINY
 from trainable.config_file import load_config
-from trainable.dispatcher import DONE, FAILED, REPORT, Dispatcher
+from trainable.dispatcher import DONE, FAILED, REPORT
+from trainable.refit_dispatcher import RefitDispatcher
 from trainable.work import Mode, Work, refit_id
 
 NODE = "a node id"
@@ -32,7 +33,7 @@ def local_ray(ray_tmpdir):
 @pytest.fixture
 def dispatcher(local_ray):
     template = Work(Mode.REFIT, load_config(TINY), {}, None)
-    actor = ray.remote(Dispatcher).options(max_concurrency=100).remote(2, 1, template)
+    actor = ray.remote(RefitDispatcher).options(max_concurrency=100).remote(2, 1, template)
     yield actor
     ray.kill(actor)
 

@@ -9,11 +9,8 @@ reports each epoch and waits for Tune's answer: go on, or stop (ASHA stopped the
 whose worker process was lost, waits first in line to be tried again from its last checkpoint,
 on whichever slot is free first (Ray Train restarts a lost slot's worker where there is room).
 
-The refit runs on a slot too (`search/warm_refit.py`): once no trial is left to start, a slot
-that comes free refits the best trial that has ended while the last trials train, and the
-search keeps it when that trial is its pick; otherwise the pick's refit follows the trials.
-A refit is work like a trial's, with its own id, that the trials go before; it is tried once,
-and the search can drop it (`end`) while it trains.
+A refit is work too (`trainable/refit_dispatcher.py` plans it): it waits behind the trials,
+is tried once, and may report after Tune ended the trials.
 
 One actor per search, on the head node, holding no CPU.
 """
@@ -22,14 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray.exceptions
 
-from trainable.work import Mode, Work, refit_id
+from trainable.work import Mode
 
 REPORT, DONE, FAILED = "report", "done", "failed"
 LOST = "the trial's worker process was lost (its node went, or it was killed)"
@@ -45,16 +40,6 @@ class Event:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
-class RefitPlan:
-    """A refit the dispatcher holds: the trial and epoch it refits, and when a worker took it."""
-
-    refit_id: str
-    trial_id: str
-    epoch: int
-    taken_at: float | None = None  # time.time(); None while it waits for a slot
-
-
 @dataclass
 class _Trial:
     work: Any
@@ -65,12 +50,8 @@ class _Trial:
 
 
 class Dispatcher:
-    def __init__(self, slots: int, max_failures: int, refit: Work | None = None):
-        """`refit`: the refit's work, its hyperparameters and epochs still to fill in; None
-        when the search exports the selected trial's own checkpoint."""
+    def __init__(self, slots: int, max_failures: int):
         self.max_failures = max_failures
-        self.refit_template = refit
-        self.refit_plan: RefitPlan | None = None
         self.node_of: dict[int, str] = {}  # slot -> its worker's node
         self.trials_over = False  # Tune ended every trial: a refit may use every slot's CPUs
         self.live_slots = set(range(slots))
@@ -98,34 +79,6 @@ class Dispatcher:
     def go_on(self, trial_id: str) -> None:
         self._answer(trial_id, True)
 
-    # The refit's side (search/warm_refit.py).
-
-    async def refit(self, trial_id: str, hyperparameters: dict[str, Any], epoch: int) -> bool:
-        """Plans the refit of `trial_id` for `epoch` epochs, after the trials waiting to
-        start, dropping a refit of another trial or epoch; False when it cannot run here
-        (no refit planned for this search, or no slot left)."""
-        if self.refit_template is None or self.lost_reason is not None:
-            return False
-        plan = self.refit_plan
-        if plan is not None and (plan.trial_id, plan.epoch) == (trial_id, epoch):
-            return True
-        self.drop_refit()
-        work = dataclasses.replace(
-            self.refit_template, hyperparameters=hyperparameters, stop_after_epochs=epoch
-        )
-        self.refit_plan = RefitPlan(refit_id(trial_id, epoch), trial_id, epoch)
-        await self.submit(self.refit_plan.refit_id, work)
-        return True
-
-    def planned_refit(self) -> RefitPlan | None:
-        return self.refit_plan
-
-    def drop_refit(self) -> None:
-        """The planned refit is not wanted: a worker training it stops at its next step."""
-        if self.refit_plan is not None:
-            self.end(self.refit_plan.refit_id)
-            self.refit_plan = None
-
     def end_trials(self) -> None:
         """Tune ended the search's trials (all of them, or it was interrupted): workers stop
         theirs after the epoch, and a refit may use the CPUs of the slots that wait idle."""
@@ -133,16 +86,6 @@ class Dispatcher:
         for trial_id in list(self.trials):
             if not self._is_refit(trial_id):
                 self.end(trial_id)
-
-    def refit_control(self, refit: str, slot: int) -> tuple[bool, int]:
-        """For a refit's worker: whether to go on, and how many of the CPU slots on its node
-        it may use (its own until the trials are over, then every live slot's there)."""
-        plan = self.refit_plan
-        wanted = plan is not None and plan.refit_id == refit and not self.closed
-        if not self.trials_over:
-            return wanted, 1
-        node = self.node_of.get(slot)
-        return wanted, sum(1 for s in self.workers if self.node_of.get(s) == node)
 
     # The search's side (search/slots.py).
 
@@ -174,7 +117,6 @@ class Dispatcher:
         """Ends the search's trials after their epoch and the workers' loops; the slots whose
         worker is alive to end in order (the others' runs still wait for room)."""
         self.closed = True
-        self.refit_plan = None
         for trial_id in list(self.trials):
             self._answer(trial_id, False)
         await self._notify()
@@ -194,8 +136,6 @@ class Dispatcher:
                 if self.waiting:
                     trial_id = self.waiting.popleft()
                     self.running[slot] = trial_id
-                    if self.refit_plan is not None and self.refit_plan.refit_id == trial_id:
-                        self.refit_plan = dataclasses.replace(self.refit_plan, taken_at=time.time())
                     asyncio.get_running_loop().create_task(self._watch(slot, trial_id, worker))
                     return trial_id, self.trials[trial_id].work
                 await self.changed.wait()
