@@ -3,13 +3,22 @@ on a real local Ray with its state API."""
 
 from __future__ import annotations
 
+import signal
+import time
+
 import pytest
 import ray
+from ray.train import RunConfig, ScalingConfig
+from ray.train.backend import BackendConfig
+from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from search.connect import STATE_API_ENV, free_ports
 from search.placement import Group, PlacementWatch, clear_left_behind, sweep
+from tests.conftest import TINY
+from trainable.config_file import load_config
+from trainable.trial import fit
 
 
 def _group(group_id: str, state: str = "CREATED") -> Group:
@@ -77,3 +86,32 @@ def test_a_watched_search_removes_what_is_left_behind_keeps_what_is_used_and_tel
     ray.kill(holder)
     clear_left_behind(said.append)  # no Train controller runs: unused now means left behind
     assert _state(used) == "REMOVED" and _state(waiting) == "REMOVED"
+
+
+def _trains_nothing() -> None:
+    pass
+
+
+def test_a_train_run_on_a_main_thread_ends_its_controller_with_it(ray_with_state_api, tmp_path):
+    """Ray's fit() on a process's main thread (the driver's refit, a slot's task) registers a
+    SIGINT handler that holds the run's Train controller; trainable.trial.fit gives back the
+    handler that was there, so the controller ends with its run and clear_left_behind does
+    not wait for it."""
+    from ray.util.state import list_actors
+
+    before = signal.getsignal(signal.SIGINT)
+    trainer = DataParallelTrainer(
+        _trains_nothing,
+        backend_config=BackendConfig(),
+        scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
+        run_config=RunConfig(name="ends", storage_path=str(tmp_path)),
+    )
+    fit(trainer, load_config(TINY))
+    assert signal.getsignal(signal.SIGINT) is before
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        controllers = list_actors(filters=[("class_name", "=", "TrainController")])
+        if controllers and all(a.state == "DEAD" for a in controllers):
+            break
+        time.sleep(0.5)
+    assert [a.state for a in controllers] == ["DEAD"]

@@ -10,6 +10,8 @@ back (trainable/dispatcher.py).
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -99,7 +101,14 @@ class TrialFailed(RuntimeError):
 
 
 def fit(trainer: DataParallelTrainer, cfg: Config):
-    """trainer.fit(), with a placement that timed out told in one line that names the knobs."""
+    """trainer.fit(), with a placement that timed out told in one line that names the knobs.
+
+    On a process's main thread (the driver's refit, a slot's Ray task) Ray 2.60's fit()
+    registers a SIGINT handler that holds the run's Train controller, which then outlives the
+    run as long as the process does (a pooled worker's: the whole search), and the sweep for
+    placement groups left behind waits for it (search/placement.py). The handler that was
+    there before comes back when fit() returns."""
+    handler = signal.getsignal(signal.SIGINT)
     try:
         return trainer.fit()
     except ControllerError as exc:
@@ -112,6 +121,9 @@ def fit(trainer: DataParallelTrainer, cfg: Config):
             "add nodes that have them (or let the autoscaler start one), lower resources.*, or "
             "wait longer with resources.placement_timeout_s"
         ) from None
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
 
 
 # How long Tune's trial thread may take from picking a report off the queue to handing it on.
