@@ -17,6 +17,7 @@ import logging
 import pyarrow.fs
 from ray.tune import Callback
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
+from ray.tune.result import TRAINING_ITERATION
 
 from search.selection import Ranking
 from trainable.hyperparameters import ran_point
@@ -69,8 +70,15 @@ class CheckpointPruner(Callback):
         path = result.get(CHECKPOINT_PATH_KEY)
         current = self.best.get(trial_id)
         if path is not None and self.ranking.better(result, current[0] if current else None):
-            scores = {key: result[key] for key in self.ranking.keys if key in result}
+            kept = (*self.ranking.keys, TRAINING_ITERATION)
+            scores = {key: result[key] for key in kept if key in result}
             self.best[trial_id] = (scores, path)
+
+    def best_of(self, trial_ids) -> tuple[str, dict] | None:
+        """Of `trial_ids`, the trial whose best evaluation with a checkpoint ranks first, and
+        that evaluation's scores and epoch (TRAINING_ITERATION); None when none has one."""
+        bests = [(t, self.best[t][0]) for t in trial_ids if t in self.best]
+        return max(bests, key=lambda best: self.ranking.key(best[1]), default=None)
 
     # An errored trial keeps every checkpoint: `--resume` restarts it from its last, and Ray
     # Train restores a run only with every checkpoint its snapshot names.

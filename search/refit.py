@@ -34,6 +34,20 @@ class Refit:
     details: dict[str, Any]  # examples, epochs, WORKER_DETAILS, time_s, checkpoint
 
 
+def refit_record(
+    best: BestTrial, messages: int, metrics: dict, time_s: float, path: str, storage: str
+) -> dict[str, Any]:
+    """A finished refit's details, from what its worker reported (`metrics`) and where its
+    checkpoint went (`path` on the filesystem of `storage`)."""
+    return {
+        "examples": messages,
+        "epochs": best.epoch,
+        **{k: metrics[k] for k in WORKER_DETAILS if k in metrics},
+        "time_s": round(time_s, 1),
+        "checkpoint": stored_uri(path, storage),
+    }
+
+
 def announce(best: BestTrial, messages: int) -> None:
     print(
         f"refit: {describe(best.hyperparameters)}, stopped after epoch {best.epoch}, on train + "
@@ -64,12 +78,13 @@ def refit_best(best: BestTrial, setup: TrialSetup, messages: int) -> Refit | Non
             flush=True,
         )
         return None
-    details = {
-        "examples": messages,
-        "epochs": best.epoch,
-        **{k: result.metrics[k] for k in WORKER_DETAILS if k in result.metrics},
-        "time_s": round(time.monotonic() - started, 1),
-        "checkpoint": stored_uri(result.checkpoint.path, setup.config.storage_path),
-    }
+    details = refit_record(
+        best,
+        messages,
+        result.metrics,
+        time.monotonic() - started,
+        result.checkpoint.path,
+        setup.config.storage_path,
+    )
     print(f"refit done in {details['time_s']:.0f} s", flush=True)
     return Refit(result.checkpoint, details)

@@ -69,10 +69,13 @@ def ended_trials(cfg: Config, search_name: str) -> int:
     return sum(trial.status in ("TERMINATED", "ERROR") for trial in trials)
 
 
-def warm_worker_callbacks(cfg: Config, search_name: str) -> list[tune.Callback]:
+def warm_worker_callbacks(
+    cfg: Config, search_name: str, pruner: CheckpointPruner
+) -> list[tune.Callback]:
     if not cfg.resources.trials_on_warm_workers:
         return []
-    early = [EarlyRefit(cfg, dispatcher_name(search_name))] if cfg.search.refit else []
+    name = dispatcher_name(search_name)
+    early = [EarlyRefit(cfg, name, pruner)] if cfg.search.refit else []
     return [SlotRelease(search_name), *early]
 
 
@@ -97,6 +100,9 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
         reduction_factor=cfg.search.reduction_factor,
     )
     ranking = Ranking.of(cfg.search)
+    pruner = CheckpointPruner(
+        setup.checkpoint_storage, ranking, cfg.search.keep_top_trials, defaults=defaults
+    )
     save_state_often(cfg)
     return tune.Tuner(
         trainable(setup),
@@ -118,13 +124,8 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
                 mlflow_callback(cfg, search_name, parent_run_id),
                 ProgressPrinter(cfg.search.trials, ranking),
                 PlacementWatch(),
-                CheckpointPruner(
-                    setup.checkpoint_storage,
-                    ranking,
-                    cfg.search.keep_top_trials,
-                    defaults=defaults,
-                ),
-                *warm_worker_callbacks(cfg, search_name),
+                pruner,
+                *warm_worker_callbacks(cfg, search_name, pruner),
             ],
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=1 if cfg.verbose else 0,

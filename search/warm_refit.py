@@ -20,36 +20,32 @@ import ray
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
+from ray.tune.result import TRAINING_ITERATION
 
-from search.refit import WORKER_DETAILS, Refit, announce
-from search.selection import BestTrial, Ranking
+from search.checkpoints import CheckpointPruner
+from search.refit import Refit, announce, refit_record
+from search.selection import BestTrial
 from trainable.config import Config
-from trainable.dispatcher import FAILED, REPORT
 from trainable.hyperparameters import describe
-from trainable.storage import stored_checkpoint, stored_uri
-from trainable.trial import TrialSetup
+from trainable.storage import stored_checkpoint
+from trainable.trial import TrialFailed, TrialSetup, reports_of
 
 ENDED = (Trial.TERMINATED, Trial.ERROR)
 
 
 class EarlyRefit(Callback):
     """Plans the refit of the best trial that has ended, on the dispatcher, once no trial is
-    left to start and fewer trials train than there are slots."""
+    left to start and fewer trials train than there are slots. Each trial's best evaluation
+    is the pruner's (listed before this callback, it has heard each result first, and it
+    keeps them across a resumed search)."""
 
-    def __init__(self, cfg: Config, dispatcher: str):
+    def __init__(self, cfg: Config, dispatcher: str, bests: CheckpointPruner):
         self.dispatcher = dispatcher
         self.trials = cfg.search.trials
         self.slots = cfg.search.max_concurrent
-        self.ranking = Ranking.of(cfg.search)
         self.space = cfg.space
-        self.best: dict[str, dict] = {}  # trial id -> its best evaluation with a checkpoint
+        self.bests = bests
         self.planned: tuple[str, int] | None = None
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if isinstance(result.get(CHECKPOINT_PATH_KEY), str) and self.ranking.better(
-            result, self.best.get(trial.trial_id)
-        ):
-            self.best[trial.trial_id] = result
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._plan(trials, trial)
@@ -64,11 +60,10 @@ class EarlyRefit(Callback):
         if not training or len(training) >= self.slots:
             return  # the trials are over (the search refits its pick), or every slot has one
         ended = {t.trial_id: t for t in trials if t is ending or t.status in ENDED}
-        rows = [(trial_id, row) for trial_id, row in self.best.items() if trial_id in ended]
-        if not rows:
+        best = self.bests.best_of(ended)
+        if best is None or TRAINING_ITERATION not in best[1]:
             return
-        trial_id, row = max(rows, key=lambda item: self.ranking.key(item[1]))
-        epoch = int(row["training_iteration"])
+        trial_id, epoch = best[0], int(best[1][TRAINING_ITERATION])
         if self.planned == (trial_id, epoch):
             return
         hyperparameters = self.space.typed(ended[trial_id].config)
@@ -112,30 +107,27 @@ def refit_on_slot(setup: TrialSetup, best: BestTrial | None, messages: int) -> R
         if not ray.get(dispatcher.refit.remote(best.trial_id, best.hyperparameters, best.epoch)):
             return None
         plan = ray.get(dispatcher.planned_refit.remote())
-    metrics: dict = {}
-    while (event := ray.get(dispatcher.next_event.remote(plan.refit_id))).kind == REPORT:
-        metrics = event.metrics
-        ray.get(dispatcher.go_on.remote(plan.refit_id))
-    if event.kind == FAILED or CHECKPOINT_PATH_KEY not in metrics:
-        print(f"refit on a warm worker failed ({event.reason}): refitting anew", flush=True)
+    try:
+        reported = list(reports_of(dispatcher, plan.refit_id))  # one report, at the refit's end
+        if not reported or CHECKPOINT_PATH_KEY not in reported[-1]:
+            raise TrialFailed("it reported no model")
+    except TrialFailed as exc:
+        print(f"refit on a warm worker failed ({exc}): refitting anew", flush=True)
         return None
+    metrics = reported[-1]
     taken_at = ray.get(dispatcher.planned_refit.remote()).taken_at
     ended_at = time.time()
-    cfg = setup.config
+    storage = setup.config.storage_path
     path = metrics[CHECKPOINT_PATH_KEY]
     details = {
-        "examples": messages,
-        "epochs": best.epoch,
-        **{k: metrics[k] for k in WORKER_DETAILS if k in metrics},
-        "time_s": round(ended_at - taken_at, 1),
+        **refit_record(best, messages, metrics, ended_at - taken_at, path, storage),
         # The part of it that came after the trials: what it added to the search's time.
         "after_trials_s": round(ended_at - waited_from, 1),
         "started_early": taken_at < waited_from,
-        "checkpoint": stored_uri(path, cfg.storage_path),
     }
     print(
         f"refit done in {details['time_s']:.0f} s, {details['after_trials_s']:.0f} s of it "
         "after the trials",
         flush=True,
     )
-    return Refit(stored_checkpoint(path, cfg.storage_path), details)
+    return Refit(stored_checkpoint(path, storage), details)

@@ -52,7 +52,6 @@ class _Trial:
 class Dispatcher:
     def __init__(self, slots: int, max_failures: int):
         self.max_failures = max_failures
-        self.node_of: dict[int, str] = {}  # slot -> its worker's node
         self.trials_over = False  # Tune ended every trial: a refit may use every slot's CPUs
         self.live_slots = set(range(slots))
         self.lost_reason: str | None = None  # why every slot is gone
@@ -124,13 +123,12 @@ class Dispatcher:
 
     # A slot's worker's side (trainable/slot.py).
 
-    async def take(self, slot: int, worker, node: str) -> tuple[str, Any] | None:
-        """The next trial (or refit) for the worker (an actor, on `node`) of `slot` to train;
-        None once the search closed. A slot that still holds a trial lost its worker before
-        the watch saw it."""
+    async def take(self, slot: int, worker) -> tuple[str, Any] | None:
+        """The next trial (or refit) for the worker (an actor) of `slot` to train; None once
+        the search closed. A slot that still holds a trial lost its worker before the watch
+        saw it."""
         await self._lost(slot, LOST)
         self.workers.add(slot)
-        self.node_of[slot] = node
         async with self.changed:
             while not self.closed:
                 if self.waiting:

@@ -34,6 +34,7 @@ class RefitDispatcher(Dispatcher):
         super().__init__(slots, max_failures)
         self.refit_template = refit
         self.refit_plan: RefitPlan | None = None
+        self.node_of: dict[int, str] = {}  # slot -> its worker's node
 
     async def refit(self, trial_id: str, hyperparameters: dict[str, Any], epoch: int) -> bool:
         """Plans the refit of `trial_id` for `epoch` epochs, after the trials waiting to
@@ -72,7 +73,9 @@ class RefitDispatcher(Dispatcher):
         return wanted, sum(1 for s in self.workers if self.node_of.get(s) == node)
 
     async def take(self, slot: int, worker, node: str) -> tuple[str, Any] | None:
-        taken = await super().take(slot, worker, node)
+        """Dispatcher.take, from a worker on `node`."""
+        self.node_of[slot] = node
+        taken = await super().take(slot, worker)
         plan = self.refit_plan
         if taken is not None and plan is not None and taken[0] == plan.refit_id:
             self.refit_plan = dataclasses.replace(plan, taken_at=time.time())

@@ -13,6 +13,7 @@ import functools
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,20 +85,28 @@ def relay(dispatcher, trial_id: str, work: Work, recorded: int) -> None:
     epoch as `EpochReport` numbers them; a report returns when Tune wants the next epoch (Tune
     ends the process of a trial it stops, and search/slots.py tells the worker)."""
     ray.get(dispatcher.submit.remote(trial_id, work))
-    while (event := ray.get(dispatcher.next_event.remote(trial_id))).kind == REPORT:
-        epoch = epoch_of(event.metrics)
+    for metrics in reports_of(dispatcher, trial_id):
+        epoch = epoch_of(metrics)
         if epoch is None:
-            tune.report(event.metrics)
+            tune.report(metrics)
         elif epoch > recorded:  # not one continue_record already reported
-            tune.report(numbered(event.metrics, epoch))
+            tune.report(numbered(metrics, epoch))
             recorded = epoch
+
+
+def reports_of(dispatcher, trial_id: str) -> Iterator[dict]:
+    """What the worker of `trial_id` (a trial or a refit) reports, until it is done; each
+    report is answered "go on" once the caller asks for the next. TrialFailed with the
+    worker's reason when it failed."""
+    while (event := ray.get(dispatcher.next_event.remote(trial_id))).kind == REPORT:
+        yield event.metrics
         ray.get(dispatcher.go_on.remote(trial_id))
     if event.kind == FAILED:
         raise TrialFailed(event.reason)
 
 
 class TrialFailed(RuntimeError):
-    """A trial failed on a warm worker; the message is the worker's error."""
+    """A trial (or refit) failed on a warm worker; the message is the worker's error."""
 
 
 def fit(trainer: DataParallelTrainer, cfg: Config):
