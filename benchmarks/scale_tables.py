@@ -95,6 +95,9 @@ def table(results: list[dict]) -> list[str]:
             r["after_last_trial_s"]
         ),
         "wall time": lambda r: seconds(r["wall_s"]),
+        "outside training and evaluation, share of the wall time": lambda r: (
+            f"{1 - (r['train_s'] + r['eval_s']) / r['wall_s']:.0%}"
+        ),
         "driver peak memory": lambda r: f"{r['driver_peak_mb']:,.0f} MB",
         "bytes per Tune report (result.json row)": lambda r: f"{r['bytes_per_report']:,.0f}",
         **{
@@ -109,7 +112,7 @@ def table(results: list[dict]) -> list[str]:
         "MLflow requests, all": lambda r: f"{r['mlflow_requests']:,}",
     }
     lines = [
-        "| measure | " + " | ".join(f"{r['rows']:,} rows" for r in results) + " |",
+        "| measure | " + " | ".join(_column(r) for r in results) + " |",
         "|---|" + "---|" * len(results),
     ]
     lines += [
@@ -117,3 +120,7 @@ def table(results: list[dict]) -> list[str]:
         for name, cell in measures.items()
     ]
     return lines
+
+
+def _column(result: dict) -> str:
+    return f"{result['rows']:,} rows" + (", the same file again" if result.get("again") else "")

@@ -44,10 +44,9 @@ class Scorer:
         tokenizer, splits = tokenized_splits(cfg)
         self.metrics = metrics_for(cfg)
         collate = DataCollatorWithPadding(tokenizer)
-        columns = ("input_ids", "attention_mask")
         self.batches, self.labels = {}, {}
         for name in SPLITS:
-            rows = [{c: row[c] for c in columns} for row in splits[name]]
+            rows = [{"input_ids": ids} for ids in splits[name]["input_ids"]]
             self.batches[name] = [
                 collate(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)
             ]

@@ -43,7 +43,7 @@ def test_the_split_picks_the_rows_datasets_train_test_split_picks(sizes):
         assert ours[name]["text"] == theirs[name]["text"]
 
 
-def test_tokenize_truncates_and_does_not_pad():
+def test_tokenize_keeps_the_token_ids_truncated_and_unpadded():
     from trainable.config import ModelConfig
     from trainable.model import load_tokenizer
 
@@ -52,8 +52,35 @@ def test_tokenize_truncates_and_does_not_pad():
     lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
     assert max(lengths) == 16
     assert min(lengths) < 16
-    assert "text" not in tokenized["train"].column_names
+    # The collator builds the attention mask; the BERT tokenizer's token type ids are all 0.
+    assert sorted(tokenized["train"].column_names) == ["input_ids", "label"]
     assert tokenized["train"].cache_files == []  # pickles whole into the object store
+
+
+def test_the_same_file_tokenized_again_is_read_from_the_datasets_cache(tmp_path, monkeypatch):
+    from trainable.config import ModelConfig
+    from trainable.model import load_tokenizer
+
+    path = tmp_path / "messages.csv"
+    frame = pd.DataFrame(_rows())
+    frame["message"] += " with more words than eight tokens hold"
+    frame.to_csv(path, index=False)
+    cfg = DataConfig(source=str(path), text_column="message", label_column="kind")
+    first = data.tokenize(data.prepare(cfg, seed=0), load_tokenizer(ModelConfig()), 8)
+    encoded = []
+    encode = data._encode
+    monkeypatch.setattr(
+        data, "_encode", lambda *args, **kw: encoded.append(1) or encode(*args, **kw)
+    )
+    # Another search's data phase: the file read, split and tokenized again by a new tokenizer.
+    again = data.tokenize(data.prepare(cfg, seed=0), load_tokenizer(ModelConfig()), 8)
+    assert encoded == []
+    assert again["train"].cache_files == []
+    for name, split in first.items():
+        assert again[name]["input_ids"] == split["input_ids"]
+    longer = data.tokenize(data.prepare(cfg, seed=0), load_tokenizer(ModelConfig()), 16)
+    assert encoded
+    assert max(map(len, longer["train"]["input_ids"])) > 8
 
 
 def _rows(n_spam=20, n_ham=80):

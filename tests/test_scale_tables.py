@@ -72,9 +72,11 @@ def test_the_table_has_a_column_per_size():
         "record_bytes": {"tune": 1000, "mlflow store": 2000},
         "mlflow_metric_requests_per_report": 186.0, "mlflow_requests": 500,
     }  # fmt: skip
-    lines = table([result, {**result, "rows": 50000, "mlflow_metric_requests_per_report": None}])
-    assert lines[0] == "| measure | 10,000 rows | 50,000 rows |"
+    again = {**result, "again": True, "mlflow_metric_requests_per_report": None}
+    lines = table([result, again])
+    assert lines[0] == "| measure | 10,000 rows | 10,000 rows, the same file again |"
     assert "| training steps + evaluation, all trials | 120 s | 120 s |" in lines
+    assert "| outside training and evaluation, share of the wall time | 60% | 60% |" in lines
     assert "| driver peak memory | 1,234 MB | 1,234 MB |" in lines
     assert "| records: train snapshot | 0 | 0 |" in lines
     assert "| MLflow metric requests per report | 186 | - |" in lines

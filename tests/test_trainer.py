@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from datasets import DatasetDict
 from transformers import DataCollatorWithPadding, Trainer
 
 from trainable import data
@@ -82,7 +83,7 @@ def test_tokens_are_counted_on_the_cpu_as_the_trainers_all_mode_counts_them(tmp_
         gathers[name] = _count_gathers(trainer)
         trainer.train()
     # Batches are padded to their longest message, so the count is above the messages' own.
-    messages = sum(map(sum, splits["train"]["attention_mask"]))
+    messages = sum(data.token_lengths(splits["train"]))
     assert trial.state.num_input_tokens_seen == trainers_own.state.num_input_tokens_seen > messages
     assert len(gathers["trainer"]) == trainers_own.state.global_step > 1
     assert gathers["trial"] == []
@@ -90,14 +91,33 @@ def test_tokens_are_counted_on_the_cpu_as_the_trainers_all_mode_counts_them(tmp_
 
 def test_batches_are_transformers_padded_batches_built_through_numpy():
     """The trial's batches equal DataCollatorWithPadding's, key for key and dtype for dtype, on
-    messages of different lengths from the embedded tokenizer (which adds token_type_ids)."""
+    messages of different lengths: the token ids padded and the attention mask built."""
     tokenizer = load_tokenizer(ModelConfig(tiny=True))
     splits = data.tokenize(data.prepare(DataConfig(max_rows=300), seed=0), tokenizer, 48)
     rows = splits["train"].select(range(24))
     features = list(rows)  # as the data loader hands them: one dict per message
     assert len({len(f["input_ids"]) for f in features}) > 1  # padding is needed
-    assert "token_type_ids" in features[0]
     ours, theirs = PaddedBatches(tokenizer)(features), DataCollatorWithPadding(tokenizer)(features)
-    assert set(ours) == set(theirs)
+    assert set(ours) == set(theirs) >= {"input_ids", "attention_mask", "labels"}
     for key, tensor in theirs.items():
         assert ours[key].dtype == tensor.dtype and torch.equal(ours[key], tensor), key
+
+
+def test_the_model_reads_a_batch_of_token_ids_as_the_tokenizers_full_output():
+    """The splits hold the token ids alone (trainable/data.py): a batch of them gives the
+    embedded BERT model the logits that the tokenizer's own output, with its attention mask and
+    token type ids, gives it."""
+    cfg = ModelConfig(max_length=24)
+    tokenizer = load_tokenizer(cfg)
+    texts = data.prepare(DataConfig(max_rows=200), seed=0)["train"].select(range(16))
+    ids = data.tokenize(DatasetDict(train=texts), tokenizer, cfg.max_length)["train"]
+    ours = PaddedBatches(tokenizer)([{"input_ids": row} for row in ids["input_ids"]])
+    theirs = tokenizer(
+        list(texts[data.TEXT]), truncation=True, max_length=cfg.max_length, padding=True,
+        return_tensors="pt",
+    )  # fmt: skip
+    assert set(theirs) == {"input_ids", "token_type_ids", "attention_mask"}
+    assert set(ours) == {"input_ids", "attention_mask"}
+    model = load_model(cfg, ["ham", "spam"], tokenizer, seed=0).eval()
+    with torch.no_grad():
+        assert torch.equal(model(**ours).logits, model(**theirs).logits)
