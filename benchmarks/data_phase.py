@@ -1,5 +1,5 @@
-"""The driver's data phase on a CSV, timed: `load_task` (search/data_phase.py) at max_length
-128 with the tiny model's config, its seconds, the process's peak memory and the pickled size of the
+"""The driver's data phase on a CSV, timed: `load_task` of search.run at max_length 128 with
+the tiny model's config, its seconds, the process's peak memory and the pickled size of the
 splits the trials receive. Run as a file, it measures whichever tree PYTHONPATH names:
 
     PYTHONPATH=/path/to/checkout HF_DATASETS_CACHE=$(mktemp -d) \
@@ -12,7 +12,7 @@ import sys
 import time
 
 started = time.time()
-from search.data_phase import load_task  # noqa: E402
+from search.run import load_task  # noqa: E402
 from trainable.config_file import load_config  # noqa: E402
 
 overrides = {"data.source": sys.argv[1], "data.max_rows": None, "model.max_length": 128}

@@ -8,6 +8,7 @@ the same. The test split stays out of both, so the reported test score is still 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -63,14 +64,14 @@ def refit_best(best: BestTrial, setup: TrialSetup, messages: int) -> Refit | Non
     announce(best, messages)
     started = time.monotonic()
     free_cpus = ray.available_resources().get("CPU", 0)
-    alone = running_alone(setup.config, free_cpus)
+    alone = dataclasses.replace(setup, config=running_alone(setup.config, free_cpus))
     # The worker joins train and validation itself: the search's splits are in the object
     # store already, and a second copy of them would only take its memory.
-    work = Work(Mode.REFIT, alone, hp, setup.splits_ref, best.epoch)
+    work = Work(Mode.REFIT, alone.config, hp, setup.splits_ref, best.epoch)
     try:
         with watching():
-            name = refit_id(best.trial_id, best.epoch)
-            result = fit(train_run(alone, work, name, setup.checkpoint_storage), alone)
+            run = train_run(alone, work, name=refit_id(best.trial_id, best.epoch))
+            result = fit(run, alone.config)
     except Exception as exc:  # a failed refit must not lose the search's result
         print(
             f"refit failed ({last_line(exc)}): exporting trial {best.trial_id}'s checkpoint",

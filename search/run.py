@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from search.cli import config_from_args, parse_args
-from search.data_phase import announce, prepare_task, tokenize
+from search.data_phase import announce, load_task
 from search.layout import BEST_MODEL
 from search.output import check_output_free, claim_output, disk_usage, mark_finished, read_search
 from search.summary import describe_task, print_summary
@@ -44,6 +44,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     started = time.monotonic()
     announce(cfg)
     import ray
+    from datasets import DatasetDict
 
     from search.cluster import fit_to_cluster, share_gpus
     from search.connect import connect
@@ -58,9 +59,10 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
         quiet_libraries()
     # Every check comes before the output folder is touched: bad input leaves nothing behind.
     labels_given = cfg.data.labels is not None
-    cfg, texts, tokenizer, shape = prepare_task(cfg, started)
+    cfg, texts, splits, shape = load_task(cfg)
     # Of the texts, the driver keeps the one message it shows the exported model.
     sample = sample_message(texts)
+    del texts
     check_tracking(cfg)
     if resume:
         search = read_search(cfg.output_dir)
@@ -72,7 +74,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     cfg = fit_to_cluster(cfg)
     if not resume:
         search_name, run_id = claim_output(cfg, overwrite)
-    sizes = {name: len(split) for name, split in texts.items()}
+    sizes = {name: len(split) for name, split in splits.items()}
     print(describe_task(cfg, sizes, labels_given), flush=True)
     res = cfg.resources
     gpu = f" + 1/{share.trials_per_gpu} GPU" if share else ""
@@ -83,18 +85,17 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
     )
     if share:
         print(f"GPU sharing: {share.trials_per_gpu} trial(s) per GPU: {share.reason}", flush=True)
-    storage = f"{cfg.experiment_path(search_name)}/checkpoints"
+    setup = TrialSetup(
+        config=cfg,
+        # Tokenized once here; every trial reads the same object from the object store, and
+        # the driver keeps the test split alone.
+        splits_ref=ray.put(
+            DatasetDict(train=splits.pop("train"), validation=splits.pop("validation"))
+        ),
+        checkpoint_storage=f"{cfg.experiment_path(search_name)}/checkpoints",
+    )
     refit_examples = sizes["train"] + sizes["validation"]
-    with warm_workers(cfg, search_name, storage) as slots:
-        # The slots' workers start (and import torch and transformers) while the driver
-        # tokenizes; the driver then keeps the tokenized test split alone.
-        splits = tokenize(cfg, texts, tokenizer, started)
-        del texts
-        test = splits.pop("test")
-        # Every trial reads the same object from the object store.
-        setup = TrialSetup(config=cfg, splits_ref=ray.put(splits), checkpoint_storage=storage)
-        del splits
-        trial_setup = slots.serve(setup)
+    with warm_workers(cfg, setup, search_name) as trial_setup:
         if resume:
             tuner = restore_tuner(cfg, trial_setup, search_name)
         else:
@@ -118,7 +119,7 @@ def run_search(cfg: Config, overwrite: bool = False, resume: bool = False) -> di
         best,
         refit,
         setup,
-        test,
+        splits["test"],
         refit_examples,
         sample,
     )

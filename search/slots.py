@@ -40,27 +40,27 @@ def dispatcher_name(search_name: str) -> str:
 
 
 @contextmanager
-def warm_workers(cfg: Config, search_name: str, checkpoint_storage: str) -> Iterator[Slots]:
-    """The search's slots, started here, before the trials' splits exist (the driver tokenizes
-    while the slots' workers import torch and transformers), and closed when the search's
-    trials are over (or it is interrupted)."""
+def warm_workers(cfg: Config, setup: TrialSetup, search_name: str) -> Iterator[TrialSetup]:
+    """The trial setup for the search's trials: with warm workers, one that sends them to the
+    slots started here, closed when the search's trials are over (or it is interrupted)."""
     if not cfg.resources.trials_on_warm_workers:
-        yield Slots(None)
+        yield setup
         return
     name = dispatcher_name(search_name)
     slots = cfg.search.max_concurrent
     dispatcher = (
         ray.remote(RefitDispatcher)
         .options(name=name, num_cpus=0, resources={HEAD_NODE: 0.001}, max_concurrency=10_000)
-        .remote(slots, cfg.resources.max_failures)
+        .remote(slots, cfg.resources.max_failures, refit_template(cfg, setup))
     )
     storage = f"{cfg.experiment_path(search_name)}/slots"
     keep = ray.remote(num_cpus=0, max_retries=0, resources={HEAD_NODE: 0.001})(_keep_slot)
     runs = [
-        keep.remote(cfg, SlotWork(name, slot, checkpoint_storage), storage) for slot in range(slots)
+        keep.remote(setup, SlotWork(name, slot, setup.checkpoint_storage), storage)
+        for slot in range(slots)
     ]
     try:
-        yield Slots(name)
+        yield dataclasses.replace(setup, dispatcher=name)
     finally:
         alive = ray.get(dispatcher.close.remote())
         ending = [run for slot, run in enumerate(runs) if slot in alive]
@@ -71,32 +71,19 @@ def warm_workers(cfg: Config, search_name: str, checkpoint_storage: str) -> Iter
         ray.kill(dispatcher)
 
 
-@dataclasses.dataclass(frozen=True)
-class Slots:
-    """The slots of `warm_workers`: `dispatcher` names their dispatcher, None without warm
-    workers."""
-
-    dispatcher: str | None
-
-    def serve(self, setup: TrialSetup) -> TrialSetup:
-        """The setup of the search's trials, which sends them to the slots, whose dispatcher
-        now plans refits of `setup`'s splits (search/warm_refit.py) where the search refits."""
-        if self.dispatcher is None:
-            return setup
-        if setup.config.search.refit:
-            refit = Work(Mode.REFIT, setup.config, {}, setup.splits_ref)
-            ray.get(ray.get_actor(self.dispatcher).plan_refits.remote(refit))
-        return dataclasses.replace(setup, dispatcher=self.dispatcher)
+def refit_template(cfg: Config, setup: TrialSetup) -> Work | None:
+    """The refit the slots may run (search/warm_refit.py), its trial still to choose."""
+    return Work(Mode.REFIT, cfg, {}, setup.splits_ref) if cfg.search.refit else None
 
 
-def _keep_slot(cfg: Config, work: SlotWork, storage: str) -> None:
+def _keep_slot(setup: TrialSetup, work: SlotWork, storage: str) -> None:
     """Runs the slot's Train run until the dispatcher closes; a run that fails (its worker
     could not be placed) takes its trial down with the reason, and the waiting trials with it
     once no slot is left."""
     # Ray Train restarts a lost worker without end: the dispatcher counts each trial's tries.
-    run = train_run(cfg, work, f"slot-{work.slot}", storage, slot_loop_per_worker, -1)
+    run = train_run(setup, work, f"slot-{work.slot}", slot_loop_per_worker, storage, -1)
     try:
-        fit(run, cfg)
+        fit(run, setup.config)
     except Exception as exc:
         dispatcher = ray.get_actor(work.dispatcher)
         ray.get(dispatcher.slot_lost.remote(work.slot, last_line(exc)))

@@ -32,8 +32,8 @@ def local_ray(ray_tmpdir):
 
 @pytest.fixture
 def dispatcher(local_ray):
-    actor = ray.remote(RefitDispatcher).options(max_concurrency=100).remote(2, 1)
-    ray.get(actor.plan_refits.remote(Work(Mode.REFIT, load_config(TINY), {}, None)))
+    template = Work(Mode.REFIT, load_config(TINY), {}, None)
+    actor = ray.remote(RefitDispatcher).options(max_concurrency=100).remote(2, 1, template)
     yield actor
     ray.kill(actor)
 
@@ -102,12 +102,3 @@ def test_a_refit_that_fails_is_not_tried_again(dispatcher):
     assert (event.kind, event.reason) == (FAILED, "RuntimeError: boom")
     ray.get(dispatcher.close.remote())
     assert _take(dispatcher, 0, worker) is None
-
-
-def test_no_refit_is_planned_before_the_search_hands_over_its_splits(local_ray):
-    """The slots start before the driver tokenizes (search/run.py): until the search gives
-    the dispatcher the refit's work, a refit cannot run on a slot."""
-    actor = ray.remote(RefitDispatcher).remote(2, 1)
-    assert ray.get(actor.refit.remote("a", {}, EPOCHS)) is False
-    assert ray.get(actor.planned_refit.remote()) is None
-    ray.kill(actor)

@@ -28,17 +28,13 @@ class RefitPlan:
 
 
 class RefitDispatcher(Dispatcher):
-    def __init__(self, slots: int, max_failures: int):
+    def __init__(self, slots: int, max_failures: int, refit: Work | None):
+        """`refit`: the refit's work, its hyperparameters and epochs still to fill in; None
+        when the search exports the selected trial's own checkpoint."""
         super().__init__(slots, max_failures)
-        self.refit_template: Work | None = None
+        self.refit_template = refit
         self.refit_plan: RefitPlan | None = None
         self.node_of: dict[int, str] = {}  # slot -> its worker's node
-
-    def plan_refits(self, refit: Work) -> None:
-        """`refit`: the refit's work, its hyperparameters and epochs still to fill in. Given
-        once the splits it trains on are in the object store, after the slots started; without
-        it (a search that exports the selected trial's own checkpoint), no refit runs here."""
-        self.refit_template = refit
 
     async def refit(self, trial_id: str, hyperparameters: dict[str, Any], epoch: int) -> bool:
         """Plans the refit of `trial_id` for `epoch` epochs, after the trials waiting to

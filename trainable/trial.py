@@ -68,10 +68,9 @@ def run_trial(hyperparameters: dict[str, Any], setup: TrialSetup) -> None:
         relay(ray.get_actor(setup.dispatcher), trial_id, work, recorded)
         return
     trainer = train_run(
-        setup.config,
+        setup,
         work,
-        trial_id,
-        setup.checkpoint_storage,
+        name=trial_id,
         callbacks=[EpochReport(recorded)],
         # Ray Train would rank checkpoints by the metric alone, and keep the later of two
         # equal ones; the search's CheckpointPruner keeps the best by metric, then tie-breaker.
@@ -169,16 +168,17 @@ def _let_tune_take_the_last_report(timeout_s: float = 60.0) -> None:
 
 
 def train_run(
-    cfg: Config,
+    setup: TrialSetup,
     work: Work | SlotWork,
     name: str,
-    storage_path: str,
     loop=train_loop_per_worker,
+    storage_path: str | None = None,
     max_failures: int | None = None,
     **run,
 ) -> DataParallelTrainer:
-    """A Train run of `work`, named `name` under `storage_path`, tried again after
-    `max_failures` failures (resources.max_failures unless given; -1: without end).
+    """A Train run of `work`, named `name` under `storage_path` (the search's checkpoint
+    storage unless given), tried again after `max_failures` failures (resources.max_failures
+    unless given; -1: without end).
 
     One worker trains alone: Ray Train runs it without TorchTrainer's process group. That
     spares the trial, its Train controller and its worker a torch import each and the group's
@@ -187,6 +187,7 @@ def train_run(
     sync every step, an NCCL communicator on the first). Several workers get TorchTrainer's
     process group (gloo on CPU, NCCL on GPU), which the Trainer's DDP needs.
     """
+    cfg = setup.config
     if cfg.resources.num_workers == 1:
         trainer_class = functools.partial(
             one_try_for_recurring(DataParallelTrainer), backend_config=BackendConfig()
@@ -201,7 +202,7 @@ def train_run(
         scaling_config=scaling_config(cfg),
         run_config=train.RunConfig(
             name=name,
-            storage_path=storage_path,
+            storage_path=storage_path or setup.checkpoint_storage,
             failure_config=train.FailureConfig(
                 max_failures=cfg.resources.max_failures if max_failures is None else max_failures,
                 # Ray Train would retry a placement that timed out without end.

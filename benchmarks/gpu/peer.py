@@ -31,7 +31,7 @@ from transformers import (
 from benchmarks.common import score_on_test
 from benchmarks.gpu.records import PEER_FILE
 from benchmarks.peer import peer_search, peer_trainer
-from search.data_phase import load_task
+from search.run import load_task
 from search.selection import metric_key
 from trainable.callbacks import WorkCallback
 from trainable.config_file import load_config, parse_override

@@ -114,8 +114,8 @@ def placement_lines(log: Path) -> dict[str, str | None]:
 def trial_estimate(settings: dict[str, Any]) -> dict[str, Any]:
     """search.gpu_share's estimate of a trial's peak GPU memory for these settings, at the
     space's largest batch, from the model's shape as the search reads it."""
-    from search.data_phase import load_task
     from search.gpu_share import trial_peak_gib
+    from search.run import load_task
     from trainable.config_file import load_config
 
     cfg, _, _, shape = load_task(load_config(None, settings))
