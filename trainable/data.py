@@ -124,22 +124,19 @@ def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
     }
     # Hashed once, not by every split's map (0.2 s each for a BERT tokenizer).
     encoding = Hasher.hash([tokenizer, options])
+    tokenized = DatasetDict()
     with _tokenizer_threads():
-        return DatasetDict(
-            {
-                name: _in_memory(
-                    split.map(
-                        _encode,
-                        fn_kwargs={"tokenizer": tokenizer, "options": options},
-                        batched=True,
-                        batch_size=TOKENIZE_BATCH,
-                        remove_columns=[TEXT],
-                        new_fingerprint=Hasher.hash([split._fingerprint, encoding]),
-                    )
-                )
-                for name, split in splits.items()
-            }
-        )
+        for name, split in splits.items():
+            mapped = split.map(
+                _encode,
+                fn_kwargs={"tokenizer": tokenizer, "options": options},
+                batched=True,
+                batch_size=TOKENIZE_BATCH,
+                remove_columns=[TEXT],
+                new_fingerprint=Hasher.hash([split._fingerprint, encoding]),
+            )
+            tokenized[name] = _in_memory(mapped)
+    return tokenized
 
 
 def _encode(batch: dict[str, list], tokenizer, options: dict) -> dict[str, list]:
