@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import gc
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from search.credentials import move_credentials_to_env
 from search.output import read_search
@@ -114,3 +116,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
     saved = read_search(Path(args.resume).expanduser().resolve())["config"]
     saved["output"] = str(Path(args.resume).expanduser().resolve())
     return move_credentials_to_env(config_from_dict(saved, overrides))
+
+
+def exit_with(code: int) -> NoReturn:
+    """Exits a command with `code`. Before Ray's own exit handler stops the Ray it started,
+    every object is frozen out of the garbage collector: the collections of interpreter
+    shutdown would otherwise walk the millions of objects torch, transformers and Ray leave,
+    3 to 5 s of every command."""
+    gc.freeze()
+    sys.exit(code)

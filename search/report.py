@@ -21,6 +21,7 @@ import optuna
 import pandas as pd
 
 from search import report_plots as plots
+from search.cli import exit_with
 from search.confusion import top_confusions, worst_first
 from search.layout import BEST_MODEL, REPORT_DIR, RESULT_FILE, SEARCH_FILE, STUDY_NAME
 from search.optuna_search import stopped_early
@@ -241,4 +242,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

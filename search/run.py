@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from search.cli import config_from_args, parse_args
+from search.cli import config_from_args, exit_with, parse_args
 from search.data_phase import announce, load_task
 from search.layout import BEST_MODEL
 from search.output import check_output_free, claim_output, disk_usage, mark_finished, read_search
@@ -246,4 +246,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())
