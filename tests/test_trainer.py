@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 from datasets import DatasetDict
 from transformers import DataCollatorWithPadding, Trainer
 
 from trainable import data
-from trainable.collate import PaddedBatches
+from trainable.collate import TokenBatches
 from trainable.config import Config, DataConfig, ModelConfig
 from trainable.config_file import config_from_dict
 from trainable.model import load_model, load_tokenizer
@@ -19,33 +20,38 @@ from trainable.trainer import LengthGroupedTrainer, build_trainer, build_trainin
 
 
 def test_the_samplers_match_transformers_own(tmp_path):
+    """The trial's length-grouped samplers, given TokenBatches' lengths, order the examples as
+    transformers' own order the split, measuring each message."""
     cfg = config_from_dict({"model": {"tiny": True, "max_length": 32}, "data": {"max_rows": 300}})
     tokenizer = load_tokenizer(cfg.model)
     splits = data.tokenize(data.prepare(DataConfig(max_rows=300), seed=0), tokenizer, 32)
-    assert data.token_lengths(splits["train"]) == [len(ids) for ids in splits["train"]["input_ids"]]
+    batches = {name: TokenBatches(split, tokenizer) for name, split in splits.items()}
+    assert batches["train"].lengths.tolist() == [len(ids) for ids in splits["train"]["input_ids"]]
     hp = {"learning_rate": 1e-4, "batch_size": 8, "epochs": 1}
     args = build_training_args(cfg, hp, str(tmp_path))
     assert args.train_sampling_strategy == "group_by_length"
-    trainers = [
-        kind(
+    trainers = {
+        kind: kind(
             model=load_model(cfg.model, ["ham", "spam"], tokenizer, seed=0),
             args=args,
-            train_dataset=splits["train"],
             eval_dataset=splits["validation"],
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
         )
         for kind in (LengthGroupedTrainer, Trainer)
-    ]
-    orders = []
-    for trainer in trainers:
-        # As transformers calls them: on the splits without the columns the model does not take.
-        train = trainer._remove_unused_columns(splits["train"])
-        validation = trainer._remove_unused_columns(splits["validation"])
-        torch.manual_seed(0)
-        orders.append(
-            (list(trainer._get_train_sampler(train)), list(trainer._get_eval_sampler(validation)))
-        )
+    }
+    ours = trainers[LengthGroupedTrainer]
+    torch.manual_seed(0)
+    orders = [(list(ours._get_train_sampler(batches["train"])),
+               list(ours._get_eval_sampler(batches["validation"])))]  # fmt: skip
+    theirs = trainers[Trainer]
+    # As transformers calls them: on the splits without the columns the model does not take.
+    train = theirs._remove_unused_columns(splits["train"])
+    validation = theirs._remove_unused_columns(splits["validation"])
+    torch.manual_seed(0)
+    orders.append(
+        (list(theirs._get_train_sampler(train)), list(theirs._get_eval_sampler(validation)))
+    )
     assert orders[0] == orders[1]
     assert sorted(orders[0][0]) == list(range(len(splits["train"])))
 
@@ -89,18 +95,37 @@ def test_tokens_are_counted_on_the_cpu_as_the_trainers_all_mode_counts_them(tmp_
     assert gathers["trial"] == []
 
 
-def test_batches_are_transformers_padded_batches_built_through_numpy():
-    """The trial's batches equal DataCollatorWithPadding's, key for key and dtype for dtype, on
-    messages of different lengths: the token ids padded and the attention mask built."""
+def _with_token_types(split):
+    """The split with a token type id column that is not all 0, as an XLNet tokenizer's."""
+    return split.map(
+        lambda batch: {
+            "token_type_ids": [[i % 2 for i in range(len(ids))] for ids in batch["input_ids"]]
+        },
+        batched=True,
+    )
+
+
+@pytest.mark.parametrize("token_types", [False, True], ids=["token ids", "token type ids too"])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_batches_are_transformers_padded_batches_built_through_numpy(side, token_types):
+    """The batches TokenBatches reads equal DataCollatorWithPadding's on the same messages, in
+    the sampler's order, key for key and dtype for dtype, on messages of different lengths:
+    the token ids (and token type ids) padded on the tokenizer's side and the attention mask
+    built."""
     tokenizer = load_tokenizer(ModelConfig(tiny=True))
+    tokenizer.padding_side = side
     splits = data.tokenize(data.prepare(DataConfig(max_rows=300), seed=0), tokenizer, 48)
-    rows = splits["train"].select(range(24))
-    features = list(rows)  # as the data loader hands them: one dict per message
-    assert len({len(f["input_ids"]) for f in features}) > 1  # padding is needed
-    ours, theirs = PaddedBatches(tokenizer)(features), DataCollatorWithPadding(tokenizer)(features)
-    assert set(ours) == set(theirs) >= {"input_ids", "attention_mask", "labels"}
-    for key, tensor in theirs.items():
-        assert ours[key].dtype == tensor.dtype and torch.equal(ours[key], tensor), key
+    split = _with_token_types(splits["train"]) if token_types else splits["train"]
+    batches = TokenBatches(split, tokenizer)
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(0)).tolist()
+    for indices in (order[:24], order[24:25], order[-7:]):
+        features = [split[i] for i in indices]  # as datasets hands them: a dict per message
+        ours, theirs = batches.__getitems__(indices), DataCollatorWithPadding(tokenizer)(features)
+        assert set(ours) == set(theirs) >= {"input_ids", "attention_mask", "labels"}
+        assert ("token_type_ids" in ours) == token_types
+        for key, tensor in theirs.items():
+            assert ours[key].dtype == tensor.dtype and torch.equal(ours[key], tensor), key
+    assert len({len(split[i]["input_ids"]) for i in order[:24]}) > 1  # padding was needed
 
 
 def test_the_model_reads_a_batch_of_token_ids_as_the_tokenizers_full_output():
@@ -111,7 +136,8 @@ def test_the_model_reads_a_batch_of_token_ids_as_the_tokenizers_full_output():
     tokenizer = load_tokenizer(cfg)
     texts = data.prepare(DataConfig(max_rows=200), seed=0)["train"].select(range(16))
     ids = data.tokenize(DatasetDict(train=texts), tokenizer, cfg.max_length)["train"]
-    ours = PaddedBatches(tokenizer)([{"input_ids": row} for row in ids["input_ids"]])
+    ours = TokenBatches(ids, tokenizer).__getitems__(range(len(ids)))
+    ours.pop("labels")
     theirs = tokenizer(
         list(texts[data.TEXT]), truncation=True, max_length=cfg.max_length, padding=True,
         return_tensors="pt",

@@ -20,7 +20,6 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.training_args import ParallelMode
 
 from trainable import predictions
-from trainable.data import token_lengths
 from trainable.metrics import ClassificationMetrics
 from trainable.reports import HF_CHECKPOINT, TrialFolder, TrialReports
 
@@ -87,8 +86,8 @@ class WorkCallback(TrainerCallback):
             self.work["loop_started_at"] = self.loop_started_at
             self.work["training_started_at"] = time.time()
             self.work["worker_pid"] = os.getpid()
-        # Unpadded, a message's tokens are its input_ids; read in one vectorised call.
-        self.tokens_per_epoch = sum(token_lengths(train_dataloader.dataset))
+        # Unpadded, a message's tokens are its input_ids (trainable/collate.py, TokenBatches).
+        self.tokens_per_epoch = int(train_dataloader.dataset.lengths.sum())
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.step_started = time.perf_counter()

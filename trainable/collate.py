@@ -1,21 +1,67 @@
-"""Batches of tokenized messages, padded to their longest, as the Trainer's data loader builds
+"""Batches of tokenized messages, padded to their longest, as the Trainer's data loader reads
 them for training, evaluation and scoring."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
-from transformers import DataCollatorWithPadding
+from datasets import Dataset
+
+from trainable.data import LABEL, arrow_column
+
+# The token columns a tokenized split may hold (trainable/data.py, `tokenize`), each with the
+# tokenizer's attribute for its padding value.
+PADDED_COLUMNS = {"input_ids": "pad_token_id", "token_type_ids": "pad_token_type_id"}
 
 
-class PaddedBatches:
-    """DataCollatorWithPadding's batches, built as NumPy arrays and handed to torch without a
-    copy. Building the tensors from the padded lists with torch.tensor took 70% of the
-    collation: about 90 us per message against 30 us this way, a per-message cost outside the
-    training steps that an epoch of 127,000 messages paid 8 s more for (BENCHMARKS.md, "At
-    scale")."""
+class TokenBatches(torch.utils.data.Dataset):
+    """A tokenized split that the data loader reads a whole padded batch at a time: torch's
+    fetcher hands `__getitems__` a batch's indices, and the batch is cut from the split's Arrow
+    buffers in a few NumPy calls. The batches are DataCollatorWithPadding's, key for key and
+    dtype for dtype, padded on the tokenizer's side (tests/test_trainer.py). Read from datasets
+    as one dict per message and padded by the tokenizer, a batch cost about 35 us per message
+    against 3: 4 s of every epoch of 127,000 messages, outside the training steps."""
 
-    def __init__(self, tokenizer):
-        self.pad = DataCollatorWithPadding(tokenizer, return_tensors="np")
+    def __init__(self, split: Dataset, tokenizer):
+        self.columns = {
+            name: (*_values_and_offsets(arrow_column(split, name)), getattr(tokenizer, pad))
+            for name, pad in PADDED_COLUMNS.items()
+            if name in split.column_names
+        }
+        self.lengths = np.diff(self.columns["input_ids"][1])
+        self.labels = arrow_column(split, LABEL).to_numpy().astype(np.int64)
+        self.left = tokenizer.padding_side == "left"
 
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        return {key: torch.from_numpy(value) for key, value in self.pad(features).items()}
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices) -> dict[str, torch.Tensor]:
+        rows = np.asarray(indices)
+        lengths = self.lengths[rows][:, None]
+        width = int(lengths.max())
+        # Each cell's position within its message; padding is where it falls outside.
+        position = np.arange(width)[None, :]
+        if self.left:
+            position = position - (width - lengths)
+        mask = (position >= 0) & (position < lengths)
+        batch = {}
+        for name, (values, offsets, pad) in self.columns.items():
+            cells = np.where(mask, offsets[rows][:, None] + position, 0)
+            batch[name] = torch.from_numpy(np.where(mask, values[cells], pad).astype(np.int64))
+        batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
+        batch["labels"] = torch.from_numpy(self.labels[rows])
+        return batch
+
+
+def read_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The data loader's `collate_fn` over TokenBatches: the batch comes padded."""
+    return batch
+
+
+def _values_and_offsets(column) -> tuple[np.ndarray, np.ndarray]:
+    """A list column's values, flat, and where each row's start (the last: the end)."""
+    rows = column.combine_chunks()
+    return rows.values.to_numpy(), rows.offsets.to_numpy()

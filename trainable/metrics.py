@@ -91,7 +91,7 @@ def predict_split(
 
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
-    from trainable.collate import PaddedBatches
+    from trainable.collate import TokenBatches, read_batch
 
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
@@ -100,15 +100,16 @@ def predict_split(
             report_to="none",
             disable_tqdm=True,
             log_level="warning",
+            remove_unused_columns=False,  # TokenBatches come padded, the model's inputs alone
         )
         trainer = Trainer(
             model=model,
             args=args,
             processing_class=tokenizer,
-            data_collator=PaddedBatches(tokenizer),
+            data_collator=read_batch,
             compute_metrics=metrics,
         )
         trainer.remove_callback(PrinterCallback)  # the caller reports; no raw dict on stdout
-        output = trainer.predict(dataset, metric_key_prefix=prefix)
+        output = trainer.predict(TokenBatches(dataset, tokenizer), metric_key_prefix=prefix)
     scores = {k: v for k, v in output.metrics.items() if not k.endswith(TIMINGS)}
     return scores, np.argmax(output.predictions, axis=-1)

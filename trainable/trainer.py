@@ -7,16 +7,14 @@ only when the Trainer saves (trainable/reports.py, `ReportEachSave`).
 
 from __future__ import annotations
 
-import datasets
 import torch
 from ray.train.huggingface.transformers import prepare_trainer
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from trainable.callbacks import FiniteLossCallback, SavePredictions
-from trainable.collate import PaddedBatches
+from trainable.collate import TokenBatches
 from trainable.config import Config
-from trainable.data import LABEL, arrow_column, token_lengths
 from trainable.device import cpu_plan
 from trainable.loss import BalancedLoss
 from trainable.metrics import ClassificationMetrics
@@ -52,6 +50,9 @@ def build_training_args(
         # Several workers train under DDP; every parameter is used, so the unused-parameter
         # search would only cost time.
         ddp_find_unused_parameters=False,
+        # TokenBatches hold the model's inputs alone and come to the loader as padded batches,
+        # not as the per-message dicts the Trainer's column removal filters.
+        remove_unused_columns=False,
         # TokenCountingTrainer counts the tokens on the CPU: the Trainer's own count
         # ("all") builds, gathers and reads back a device tensor every step.
         include_num_input_tokens_seen="no",
@@ -81,34 +82,34 @@ def build_trainer(
     metrics = ClassificationMetrics(labels, cfg.data.positive_label)
     if predictions_to is not None:
         callbacks = [*callbacks, SavePredictions(metrics, predictions_to)]
-    train_labels = arrow_column(splits["train"], LABEL).to_numpy() if weighted else None
+    train = TokenBatches(splits["train"], tokenizer)
     trainer = TokenCountingTrainer(
         model=model,
         args=build_training_args(cfg, hp, output_dir, per_epoch=evaluates),
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"] if evaluates else None,
+        train_dataset=train,
+        eval_dataset=TokenBatches(splits["validation"], tokenizer) if evaluates else None,
         processing_class=tokenizer,
-        data_collator=TokenCountingCollator(PaddedBatches(tokenizer)),
+        data_collator=count_tokens,
         compute_metrics=metrics,
-        compute_loss_func=BalancedLoss(train_labels, len(labels)) if weighted else None,
+        compute_loss_func=BalancedLoss(train.labels, len(labels)) if weighted else None,
         callbacks=[FiniteLossCallback(), *callbacks],
     )
     return prepare_trainer(trainer)
 
 
 class LengthGroupedTrainer(Trainer):
-    """The HF Trainer, its length-grouped samplers given each example's length in one
-    vectorised read. transformers 5 removes the columns the model does not take before its
-    samplers look for a `length` column, then measures every example in a Python loop: the
-    training split at each train() (each epoch of a search.repeats seed), the validation
-    split at every evaluation. The samplers, and so the batches, are transformers' own."""
+    """The HF Trainer, its length-grouped samplers given each example's length as TokenBatches
+    read it from the split's offsets. transformers 5 would measure every example in a Python
+    loop: the training split at each train() (each epoch of a search.repeats seed), the
+    validation split at every evaluation. The samplers, and so the batches, are transformers'
+    own."""
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = self.train_dataset if train_dataset is None else train_dataset
         if not self._groups_by_length(dataset):
             return super()._get_train_sampler(train_dataset)
         batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        return LengthGroupedSampler(batch, lengths=token_lengths(dataset))
+        return LengthGroupedSampler(batch, lengths=dataset.lengths.tolist())
 
     def _get_eval_sampler(self, eval_dataset):
         if not self._groups_by_length(eval_dataset):
@@ -116,35 +117,29 @@ class LengthGroupedTrainer(Trainer):
         seed = self.args.seed if self.args.data_seed is None else self.args.data_seed
         return LengthGroupedSampler(
             self.args.eval_batch_size,
-            lengths=token_lengths(eval_dataset),
+            lengths=eval_dataset.lengths.tolist(),
             generator=torch.Generator().manual_seed(seed),
         )
 
     def _groups_by_length(self, dataset) -> bool:
         return self.args.train_sampling_strategy == "group_by_length" and isinstance(
-            dataset, datasets.Dataset
+            dataset, TokenBatches
         )
 
 
 TOKENS_KEY = "tokens_in_batch"  # a plain int the collator adds; the model never sees it
 
 
-class TokenCountingCollator:
-    """Collates a batch and adds its token count, padding included, while it is still on the
-    CPU (in a data-loading worker, if there are any)."""
-
-    def __init__(self, collate):
-        self.collate = collate
-
-    def __call__(self, features: list[dict]) -> dict:
-        batch = dict(self.collate(features))
-        batch[TOKENS_KEY] = batch["input_ids"].numel()
-        return batch
+def count_tokens(batch: dict) -> dict:
+    """The data loader's `collate_fn` over TokenBatches: the padded batch, with its token
+    count, padding included, added while it is still on the CPU (in a data-loading worker, if
+    there are any)."""
+    return {**batch, TOKENS_KEY: batch["input_ids"].numel()}
 
 
 class TokenCountingTrainer(LengthGroupedTrainer):
     """Counts `state.num_input_tokens_seen` as the Trainer's "all" mode does (every worker's
-    tokens, padding included) from the counts TokenCountingCollator adds: per step a Python
+    tokens, padding included) from the counts `count_tokens` adds: per step a Python
     int, and across DDP workers one gather per evaluation rather than one per step."""
 
     unsynced_tokens = 0  # this DDP worker's, since the last evaluation
