@@ -36,6 +36,7 @@ class TokenBatches(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """One message, as a batch of one."""
         return self.__getitems__([index])
 
     def __getitems__(self, indices) -> dict[str, torch.Tensor]:
@@ -62,6 +63,7 @@ def read_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _values_and_offsets(column) -> tuple[np.ndarray, np.ndarray]:
-    """A list column's values, flat, and where each row's start (the last: the end)."""
+    """A list column's values, flat, and the offsets at which its rows start in them (one more
+    than the rows: the last is where the last row ends)."""
     rows = column.combine_chunks()
     return rows.values.to_numpy(), rows.offsets.to_numpy()
