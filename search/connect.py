@@ -15,17 +15,11 @@ from trainable.config import Config
 from trainable.errors import SetupError, first_line
 
 PLACEMENT_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
+# Each Train controller polls its workers this often (Ray's default is 2 s), and learns only at
+# a poll that the worker loop returned: a trial ended on average 1 s after its last report.
+# Polling one or a few workers is an actor call each, cheap beside a trial's seconds.
 STATE_API_ENV = "RAY_API_SERVER_ADDRESS"
-TRAIN_ENV = {
-    # Each Train controller polls its workers this often (Ray's default is 2 s), and learns
-    # only at a poll that the worker loop returned: a trial ended on average 1 s after its last
-    # report. Polling one or a few workers is an actor call each, cheap beside a trial's seconds.
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
-    # Ray Train starts a watcher actor with every worker group that logs the drains of its
-    # nodes, for `ray.train.get_preemption_info`, which no trial calls: one process less, its
-    # Python and Ray imports (a second or two of CPU), at every slot's start.
-    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-}
+TRAIN_POLL_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
 
 
 def connect(cfg: Config) -> None:
@@ -52,7 +46,7 @@ def connect(cfg: Config) -> None:
         runtime_env = {"env_vars": {STATE_API_ENV: f"http://127.0.0.1:{port}"}}
     else:
         runtime_env = {"py_modules": [str(Path(trainable.__file__).parent)], "env_vars": {}}
-    runtime_env["env_vars"].update(TRAIN_ENV)
+    runtime_env["env_vars"].update(TRAIN_POLL_ENV)
     keep_aws_keys_on_the_driver()
     # The address of an S3-compatible store (docs/storage.md) is no secret: the workers of every
     # node get it here, to write their checkpoints there.

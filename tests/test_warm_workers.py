@@ -98,18 +98,5 @@ def test_a_trial_asha_stops_trains_no_further_on_its_warm_worker(warm_searches):
     assert stopped["checkpoints"] == 1  # its worker trained no second epoch
 
 
-def test_train_runs_start_no_preemption_watcher(warm_searches, ray_tmpdir):
-    """Ray Train's helper actors of the searches' Train runs, as their worker logs name them:
-    the training workers, and no preemption watcher (search/connect.py, TRAIN_ENV)."""
-    actors = {
-        line.split(":actor_name:")[1].strip()
-        for log in ray_tmpdir.glob("**/logs/worker-*.out")
-        for line in log.read_text(errors="replace").splitlines()
-        if ":actor_name:" in line
-    }
-    assert "RayTrainWorker" in actors and "TrainController" in actors, actors
-    assert "PreemptionWatcher" not in actors, actors
-
-
 def test_a_warm_search_keeps_the_records_a_cold_one_keeps(warm_searches):
     assert_records_agree(warm_searches[0])
