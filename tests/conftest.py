@@ -203,6 +203,17 @@ def ray_process_logs(temp_dir: Path) -> dict[int, str]:
     }
 
 
+def ray_actor_names(temp_dir: Path) -> set[str]:
+    """The class of every actor the Ray sessions under `temp_dir` ran, as their worker logs
+    name them."""
+    return {
+        line.split(":actor_name:")[1].strip()
+        for log in Path(temp_dir).glob("**/logs/worker-*.out")
+        for line in log.read_text(errors="replace").splitlines()
+        if ":actor_name:" in line
+    }
+
+
 @pytest.fixture(scope="session")
 def ray_tmpdir():
     """Ray's temp folder for the CLI searches, so that a test can read their session logs: short,

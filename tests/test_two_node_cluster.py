@@ -30,6 +30,7 @@ from tests.conftest import (
     DEFAULTS_POINT,
     PLANTED_ENV,
     TINY,
+    ray_actor_names,
     ray_process_logs,
     run_cli,
     trial_runs,
@@ -361,6 +362,8 @@ def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(
     # On a cluster a Ray task scored the test split, with a trial worker's resources.
     scored_by = ray_process_logs(search.temp_dirs[1]).get(record["test_scored_on"]["pid"])
     assert (scored_by or "").startswith("python-core-worker-"), record["test_scored_on"]
+    # A cluster's Train runs watch for drained nodes (a reclaimed spot machine).
+    assert "PreemptionWatcher" in ray_actor_names(search.temp_dirs[1])
     assert_records_agree(output)
 
     from transformers import pipeline

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from search.layout import SEARCH_FILE
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, ray_actor_names, run_cli
 from tests.records import assert_records_agree
 
 # The defaults' trial, first: ASHA lets it run to the end.
@@ -96,6 +96,14 @@ def test_a_trial_asha_stops_trains_no_further_on_its_warm_worker(warm_searches):
     stopped = _trials(warm_searches[0])[1.0e-4]
     assert [row["training_iteration"] for row in stopped["rows"]] == [1]
     assert stopped["checkpoints"] == 1  # its worker trained no second epoch
+
+
+def test_a_ray_the_search_started_runs_no_preemption_watcher(warm_searches, ray_tmpdir):
+    """On this machine, which nothing drains, Ray Train's runs start without the watcher of
+    node drains (search/connect.py); on a cluster they keep it (tests/test_two_node_cluster.py)."""
+    actors = ray_actor_names(ray_tmpdir)
+    assert {"RayTrainWorker", "TrainController"} <= actors, actors
+    assert "PreemptionWatcher" not in actors, actors
 
 
 def test_a_warm_search_keeps_the_records_a_cold_one_keeps(warm_searches):
