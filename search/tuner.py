@@ -115,6 +115,11 @@ def build_tuner(cfg: Config, setup: TrialSetup, search_name: str, parent_run_id:
             scheduler=scheduler,
             num_samples=cfg.search.trials,
             max_concurrent_trials=cfg.search.max_concurrent,
+            # A trial on a warm worker is a process that relays the worker's reports, waiting
+            # in Tune's report between epochs; Tune ends that wait when it reuses the process
+            # for the next trial, stopped early or not. A trial's own Train run would still
+            # hold its process, and Tune could not reuse it.
+            reuse_actors=cfg.resources.trials_on_warm_workers,
         ),
         run_config=tune.RunConfig(
             name=search_name,

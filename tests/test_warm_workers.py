@@ -23,6 +23,8 @@ SECOND = "{learning_rate: 1.0e-3, batch_size: 16, epochs: 2}"
 # Its first epoch's loss is the worst of the three: ASHA, ranking by eval loss from the first
 # epoch on, stops it there.
 STOPPED = "{learning_rate: 1.0e-4, batch_size: 32, epochs: 2}"
+# After the stopped trial, in the Tune trial process that relayed it.
+LAST = "{learning_rate: 5.0e-4, batch_size: 32, epochs: 1}"
 
 
 def _search(output: Path, ray_tmpdir: Path, points: list[str], *settings: str) -> Path:
@@ -41,11 +43,11 @@ def _search(output: Path, ray_tmpdir: Path, points: list[str], *settings: str) -
 
 @pytest.fixture(scope="module")
 def warm_searches(tmp_path_factory, ray_tmpdir) -> tuple[Path, Path]:
-    """Three trials on one warm worker, the last stopped early, and the second one's
+    """Four trials on one warm worker, the third stopped early, and the second one's
     configuration as a cold trial."""
     root = tmp_path_factory.mktemp("warm")
     warm = _search(
-        root / "warm", ray_tmpdir, [FIRST, SECOND, STOPPED],
+        root / "warm", ray_tmpdir, [FIRST, SECOND, STOPPED, LAST],
         "search.metric=loss", "search.grace_period=1",
     )  # fmt: skip
     cold = _search(root / "cold", ray_tmpdir, [SECOND], "resources.warm_workers=false")
@@ -96,6 +98,15 @@ def test_a_trial_asha_stops_trains_no_further_on_its_warm_worker(warm_searches):
     stopped = _trials(warm_searches[0])[1.0e-4]
     assert [row["training_iteration"] for row in stopped["rows"]] == [1]
     assert stopped["checkpoints"] == 1  # its worker trained no second epoch
+
+
+def test_one_tune_trial_process_relays_every_warm_trial_the_stopped_one_too(warm_searches):
+    """Tune reuses a warm trial's process for the next trial (search/tuner.py), also after ASHA
+    stopped it."""
+    warm = _trials(warm_searches[0])
+    assert len(warm) == 4 and all(trial["rows"] for trial in warm.values())
+    pids = {row["pid"] for trial in warm.values() for row in trial["rows"]}
+    assert len(pids) == 1, f"the warm trials were relayed by processes {pids}"
 
 
 def test_a_ray_the_search_started_runs_no_preemption_watcher(warm_searches, ray_tmpdir):
