@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--baseline", type=Path, help="another checkout, run first")
     parser.add_argument("--out", type=Path, default=WORK / "startup")
+    parser.add_argument("--name", default="startup", help="results/NAME.json and .md")
     args = parser.parse_args()
     trees = {"before": args.baseline.resolve()} if args.baseline else {}
     trees["this tree"] = HERE
@@ -81,9 +82,9 @@ def main() -> None:
         print(f"{name}: {source}", flush=True)
         rows[name] = search(source, args.out.resolve() / name.replace(" ", "-"), args.trials)
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "startup.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = table(rows)
-    (RESULTS / "startup.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
