@@ -61,6 +61,9 @@ def table(rows: dict[str, dict]) -> list[str]:
         "one trial's end to the next one's start": lambda row: seconds(
             row["between_trials_median_s"]
         ),
+        "one trial's last report to the next one's worker loop": lambda row: seconds(
+            row.get("report_to_next_loop_median_s")
+        ),
         "search wall time": lambda row: f"{row['wall_s']:.0f} s for {row['trials']} trials",
     }
     for name, measure in measures.items():

@@ -76,12 +76,22 @@ def overheads(trials: list[dict]) -> dict[str, Any]:
     ended = [t for t in trials if "end" in t]
     own = [t["end"] - t["start"] - t["time_train_s"] - t["time_eval_s"] for t in ended]
     gaps = [b["start"] - a["end"] for a, b in zip(ended, ended[1:], strict=False)]
+    # The same gap as the workers timed it: Tune may start a reused trial process on the next
+    # trial before its callbacks have closed the last one's run, which makes `gaps` negative.
+    handovers = [
+        b["loop_started_at"] - a["last_report"]
+        for a, b in zip(ended, ended[1:], strict=False)
+        if "loop_started_at" in b
+    ]
     return {
         "overhead_median_s": statistics.median(own) if own else None,
         "overhead_s": own,
         "overhead_parts_median_s": overhead_parts(ended),
         # Negative gaps mean trials overlapped (--max-concurrent above 1): no gap to speak of.
         "between_trials_median_s": statistics.median(gaps) if gaps and min(gaps) > 0 else None,
+        "report_to_next_loop_median_s": (
+            statistics.median(handovers) if handovers and min(handovers) > 0 else None
+        ),
     }
 
 

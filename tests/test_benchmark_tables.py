@@ -159,6 +159,7 @@ def test_overheads_are_medians_of_each_trials_time_outside_training():
     assert got["overhead_s"] == [50, 65, 85]
     assert got["overhead_median_s"] == 65
     assert got["between_trials_median_s"] == 17.5  # gaps of 10 and 25 s
+    assert got["report_to_next_loop_median_s"] == 42.5  # 35 and 50 s, as the workers timed them
     assert list(got["overhead_parts_median_s"].values()) == [15, 25, 15, 10]
 
 
@@ -170,6 +171,7 @@ def test_overlapping_trials_have_no_gap_between_them():
         "overhead_s": [],
         "overhead_parts_median_s": {},
         "between_trials_median_s": None,
+        "report_to_next_loop_median_s": None,
     }
 
 
@@ -362,4 +364,5 @@ def test_the_startup_table_sets_each_tree_beside_the_other():
     assert "| last report to trial end (worker group teardown) | 10.0 s | -10.0 s |" in lines
     assert "| per trial, outside training and evaluation | 65.0 s | 45.0 s |" in lines
     assert "| one trial's end to the next one's start | 17.5 s | 37.5 s |" in lines
+    assert "| one trial's last report to the next one's worker loop | 42.5 s | 42.5 s |" in lines
     assert lines[-1] == "| search wall time | 600 s for 3 trials | 540 s for 3 trials |"
