@@ -43,8 +43,12 @@ def connect(cfg: Config) -> None:
         # trial waits forever. Naming the dashboard for every worker removes the guess.
         (port,) = free_ports(1)
         # Ray starts workers at nice 15, so on a shared workstation the trials, which are the
-        # work, would yield to anything else; `ray job submit` drivers run at 0 for the same reason.
-        local = {"dashboard_port": port, "_system_config": {"worker_niceness": 0}}
+        # work, would yield to anything else; `ray job submit` drivers run at 0 for the same
+        # reason. Ray also starts a worker process per CPU for the driver's job as it connects,
+        # ready for its tasks: in a tiny search none of them ran anything, and each cost about
+        # 2 s of CPU while the driver and the slots' processes started.
+        system = {"worker_niceness": 0, "prestart_worker_first_driver": False}
+        local = {"dashboard_port": port, "_system_config": system}
         # Ray's runtime env agent logs each runtime env whole at INFO: the Ray started here
         # logs warnings and errors only.
         os.environ.setdefault("RAY_LOGGER_LEVEL", "warning")
