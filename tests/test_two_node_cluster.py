@@ -30,8 +30,8 @@ from tests.conftest import (
     DEFAULTS_POINT,
     PLANTED_ENV,
     TINY,
+    ray_actor_names,
     ray_process_logs,
-    ray_worker_runs,
     run_cli,
     trial_runs,
 )
@@ -363,7 +363,7 @@ def test_losing_a_worker_node_then_the_head_loses_no_trial_and_no_epoch(
     scored_by = ray_process_logs(search.temp_dirs[1]).get(record["test_scored_on"]["pid"])
     assert (scored_by or "").startswith("python-core-worker-"), record["test_scored_on"]
     # A cluster's Train runs watch for drained nodes (a reclaimed spot machine).
-    assert "PreemptionWatcher" in set().union(*ray_worker_runs(search.temp_dirs[1]))
+    assert "PreemptionWatcher" in ray_actor_names(search.temp_dirs[1])
     assert_records_agree(output)
 
     from transformers import pipeline

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from search.layout import SEARCH_FILE
-from tests.conftest import TINY, ray_worker_runs, run_cli
+from tests.conftest import TINY, ray_actor_names, run_cli
 from tests.records import assert_records_agree
 
 # The defaults' trial, first: ASHA lets it run to the end.
@@ -112,7 +112,7 @@ def test_one_tune_trial_process_relays_every_warm_trial_the_stopped_one_too(warm
 def test_a_ray_the_search_started_runs_no_preemption_watcher(warm_searches, ray_tmpdir):
     """On this machine, which nothing drains, Ray Train's runs start without the watcher of
     node drains (search/connect.py); on a cluster they keep it (tests/test_two_node_cluster.py)."""
-    actors = set().union(*ray_worker_runs(ray_tmpdir))
+    actors = ray_actor_names(ray_tmpdir)
     assert {"RayTrainWorker", "TrainController"} <= actors, actors
     assert "PreemptionWatcher" not in actors, actors
 
