@@ -40,7 +40,8 @@ def score_where_trials_ran(cfg: Config, split, checkpoints: dict[str, Checkpoint
     task asking for what a trial's worker does (its CPUs, its GPU or share of one): the
     driver, often on a head node without a GPU, only collects the class ids. A Ray instance
     the search started is this machine, where the trials ran: the driver scores, which saves a
-    worker importing torch and transformers again (about 10 s)."""
+    worker importing torch and transformers again (about 10 s), and with the trials and the
+    refit over, it has every core to score on."""
     roles, stored = list(checkpoints), list(checkpoints.values())
     if cfg.address is None:
         scored = score_checkpoints(stored, cfg, split)
@@ -49,7 +50,7 @@ def score_where_trials_ran(cfg: Config, split, checkpoints: dict[str, Checkpoint
         task = ray.remote(score_checkpoints).options(
             num_cpus=each["CPU"], num_gpus=each.get("GPU", 0), name="score_test_split"
         )
-        scored = ray.get(task.remote(stored, cfg, split))
+        scored = ray.get(task.remote(stored, cfg, split, each["CPU"]))
     return dict(zip(roles, scored, strict=True))
 
 

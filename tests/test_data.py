@@ -57,6 +57,42 @@ def test_tokenize_keeps_the_token_ids_truncated_and_unpadded():
     assert tokenized["train"].cache_files == []  # pickles whole into the object store
 
 
+def _marking_its_end(tokenizer):
+    """The embedded tokenizer giving its closing [SEP] token type 1, as XLNet's gives its
+    classification token 2: a single text's token type ids that are not all 0."""
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    backend = tokenizer.backend_tokenizer
+    backend.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]:1",
+        special_tokens=[(t, tokenizer.convert_tokens_to_ids(t)) for t in ("[CLS]", "[SEP]")],
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]")
+
+
+@pytest.mark.parametrize("token_types", [False, True], ids=["bert", "token types vary"])
+def test_the_token_columns_are_what_datasets_builds_from_the_tokenizers_lists(token_types):
+    from trainable.config import ModelConfig
+    from trainable.model import load_tokenizer
+
+    tokenizer = load_tokenizer(ModelConfig())
+    if token_types:
+        tokenizer = _marking_its_end(tokenizer)
+    splits = data.prepare(DataConfig(max_rows=300), seed=0)
+    ours = data.tokenize(splits, tokenizer, max_length=16)
+    options = {"truncation": True, "max_length": 16, "return_attention_mask": False}
+    for name, split in splits.items():
+        theirs = split.map(
+            lambda batch: tokenizer(batch["text"], return_token_type_ids=token_types, **options),
+            batched=True,
+            remove_columns=["text"],
+        )
+        assert ours[name].features == theirs.features
+        assert ours[name].data.table.equals(theirs.data.table)
+    assert ("token_type_ids" in ours["train"].column_names) == token_types
+
+
 def test_the_same_file_tokenized_again_is_read_from_the_datasets_cache(tmp_path, monkeypatch):
     from trainable.config import ModelConfig
     from trainable.model import load_tokenizer
@@ -133,6 +169,17 @@ def test_integer_labels_are_ids(tmp_path):
     ).to_csv(path, index=False)
     ds = data.normalize(data.load_raw(DataConfig(source=str(path))), DataConfig(source=str(path)))
     assert sum(ds["label"]) == 25
+
+
+def test_rows_without_text_are_dropped_with_their_labels(tmp_path):
+    path = tmp_path / "gaps.jsonl"
+    texts = ["ham one", "", "spam two", "   ", None, "ham three", "spam four", "\t\n"]
+    labels = ["ham", "spam", "spam", "ham", "ham", "ham", "spam", "spam"]
+    pd.DataFrame({"text": texts, "label": labels}).to_json(path, orient="records", lines=True)
+    cfg = DataConfig(source=str(path))
+    ds = data.normalize(data.load_raw(cfg), cfg)
+    assert ds["text"] == ["ham one", "spam two", "ham three", "spam four"]
+    assert [ds.features["label"].int2str(i) for i in ds["label"]] == ["ham", "spam", "ham", "spam"]
 
 
 def _write(tmp_path, rows, name="d.csv"):

@@ -39,12 +39,15 @@ def load_checkpoint(checkpoint: Checkpoint):
         )
 
 
-def score_checkpoints(checkpoints: list[Checkpoint], cfg: Config, split) -> list[Scored]:
+def score_checkpoints(
+    checkpoints: list[Checkpoint], cfg: Config, split, threads: int | None = None
+) -> list[Scored]:
     """Each checkpoint's model on a tokenized split, in one process (one import of the model
-    stack for all of them)."""
+    stack for all of them), on `threads` CPU threads (torch's default, every core, if None)."""
     import torch
 
-    torch.set_num_threads(cfg.resources.cpus_per_worker)
+    if threads is not None:
+        torch.set_num_threads(threads)
     metrics = ClassificationMetrics(cfg.data.labels, cfg.data.positive_label)
     scored = []
     for checkpoint in checkpoints:
