@@ -6,3 +6,14 @@ RESULTS = Path(__file__).parent / "results"  # the tables BENCHMARKS.md quotes, 
 WORK = Path("runs/benchmark")  # the contenders' outputs, one subfolder per setting
 RAW_FILE = "raw.json"  # in <work>/<setting>: every contender's record, as compare read it back
 PEAKS_FILE = "peaks.json"  # in <work>/<setting>: the matmul peak by thread count, at the run's end
+
+
+def save_results(name: str, numbers, table: list[str]) -> None:
+    """benchmarks/results/<name>.json (every number) and .md (the table BENCHMARKS.md quotes),
+    the table printed too."""
+    import json
+
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(numbers, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))

@@ -48,18 +48,19 @@ SEARCH = [
 METRIC_PATHS = ("runs/log-metric", "runs/log-batch")
 
 
-def make_csv(path: Path, rows: int, seed: int = 0) -> Path:
-    """`rows` texts of 1 to 6 SMS messages each (a few words to a few hundred), labelled
-    round-robin with 50 classes: nothing is learnable, the machinery is what is measured."""
+def make_csv(path: Path, rows: int, seed: int = 0, messages: tuple[int, int] = (1, 6)) -> Path:
+    """`rows` texts of 1 to 6 SMS messages each (a few words to a few hundred; `messages`: the
+    range), labelled round-robin with 50 classes: nothing is learnable, the machinery is what
+    is measured."""
     with embedded.data_file().open(encoding="utf-8") as handle:
-        messages = [line.rstrip("\n").split("\t", 1)[1] for line in handle if "\t" in line]
+        texts = [line.rstrip("\n").split("\t", 1)[1] for line in handle if "\t" in line]
     rng = random.Random(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["text", "label"])
         for i in range(rows):
-            text = " ".join(rng.choices(messages, k=rng.randint(1, 6)))
+            text = " ".join(rng.choices(texts, k=rng.randint(*messages)))
             writer.writerow([text, f"class_{i % CLASSES:02d}"])
     return path
 

@@ -23,7 +23,7 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from benchmarks.common import SETTINGS, config_for, load_classifier, metrics_for, tokenized_splits
-from benchmarks.layout import RAW_FILE, RESULTS, WORK
+from benchmarks.layout import RAW_FILE, WORK, save_results
 from trainable import data
 
 SPLITS = ("validation", "test")
@@ -129,10 +129,7 @@ def main() -> None:
             f"| {label} | {v['f1']:.4f} | {v['loss']:.4f} | {t['f1']:.4f} | {t['loss']:.4f} | "
             f"{t['wrong']} |"
         )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"soups-{args.setting}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (RESULTS / f"soups-{args.setting}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_results(f"soups-{args.setting}", rows, lines)
 
 
 if __name__ == "__main__":
