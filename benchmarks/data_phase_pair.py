@@ -83,7 +83,7 @@ def main() -> None:
         f"{args.rows:,} texts of {statistics.median(words):,.0f} words (median), max_length "
         f"{args.max_length}, {args.repeats} runs per tree, alternating",
         "",
-        "| | baseline | this tree |",
+        "| | " + " | ".join(result["trees"].values()) + " |",
         "|---|---|---|",
         "| read, split and tokenized (median) | "
         + " | ".join(f"{medians[name]:.1f} s" for name in trees)
