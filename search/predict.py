@@ -13,23 +13,16 @@ import argparse
 import csv
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from search.classify import Prediction, predict
 from search.cli import exit_with
 from search.layout import BEST_MODEL
-from trainable.errors import ConfigError, DataError, UserError, first_line
+from trainable.errors import ConfigError, DataError, UserError
 
 DEFAULT_TEXT_COLUMN = "text"
 PREVIEW_CHARS = 60
-
-
-@dataclass
-class Prediction:
-    text: str
-    label: str
-    score: float
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -127,29 +120,6 @@ def _csv_column(handle: TextIO, path: Path, column: str) -> list[str]:
 
 
 # --- predicting ----------------------------------------------------------------------------
-
-
-def predict(model_dir: Path, texts: list[str], batch_size: int = 32) -> list[Prediction]:
-    """The top label and its score for each text; long texts are truncated to the model's limit."""
-    from safetensors import SafetensorError
-    from transformers import pipeline
-    from transformers.utils import logging as hf_logging
-
-    # stdout and stderr are for predictions and errors, not loading bars and advisories.
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        classify = pipeline("text-classification", model=str(model_dir))
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise ConfigError(
-            f"could not load the model in {model_dir} ({first_line(exc)}): "
-            f"pass the {BEST_MODEL} folder of a finished search"
-        ) from None
-    outputs = classify(texts, batch_size=batch_size, truncation=True)
-    return [
-        Prediction(text, out["label"], float(out["score"]))
-        for text, out in zip(texts, outputs, strict=True)
-    ]
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import contextlib
 import csv
 import io
 import os
+import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +45,9 @@ def run_predict_process(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    """A folder laid out like `<output>/best_model`: safetensors weights, tokenizer, labels."""
+    """A folder laid out like `<output>/best_model`: safetensors weights, tokenizer (its limit
+    the length the model takes), labels."""
+    from search.export import save_tokenizer
     from trainable.config import ModelConfig
     from trainable.model import load_model, load_tokenizer
 
@@ -52,7 +56,7 @@ def model_dir(tmp_path_factory) -> Path:
     model = load_model(cfg, ["ham", "spam"], tokenizer)
     folder = tmp_path_factory.mktemp("export") / "best_model"
     model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
+    save_tokenizer(tokenizer, cfg.max_length, folder)
     return folder
 
 
@@ -108,6 +112,50 @@ def test_csv_input_reads_the_named_column_and_writes_a_csv(model_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert_predictions(read_rows(output), MESSAGES)
     assert not list(tmp_path.glob(".preds.csv*"))
+
+
+def test_many_texts_come_back_in_their_order_each_scored_as_alone(model_dir):
+    """Fed shortest first, long ones as their first words: each text's label and score are the
+    pipeline's for that text alone, whole, and they come back in the order given."""
+    from transformers import pipeline
+
+    from search.classify import predict
+    from trainable import data
+    from trainable.config import DataConfig
+
+    messages = data.arrow_column(data.prepare(DataConfig(max_rows=400), seed=0)["test"], "text")
+    rng = random.Random(0)
+    texts = [" ".join(rng.choices(messages.to_pylist(), k=rng.randint(1, 300))) for _ in range(40)]
+    classify = pipeline("text-classification", model=str(model_dir))
+    assert max(len(classify.tokenizer(text)["input_ids"]) for text in texts) > 1000
+    predictions = predict(model_dir, texts, batch_size=4)
+    assert [p.text for p in predictions] == texts
+    alone = [classify([text], truncation=True)[0] for text in texts]
+    # The random head's scores differ by as little as 6e-8 from text to text (a float's step
+    # near 0.5): the order is checked to within that.
+    assert len({a["score"] for a in alone}) > 30
+    for prediction, expected in zip(predictions, alone, strict=True):
+        assert prediction.label == expected["label"]
+        assert prediction.score == pytest.approx(expected["score"], rel=0, abs=1e-7)
+
+
+def test_a_long_run_prints_its_progress_on_stderr(model_dir, tmp_path, monkeypatch):
+    from search import classify
+
+    monkeypatch.setattr(classify, "PROGRESS_EVERY_S", 0.0)
+    source = tmp_path / "messages.txt"
+    source.write_text("\n".join(MESSAGES * 30) + "\n")
+    output = tmp_path / "preds.csv"
+    proc = run_predict(
+        "--model", str(model_dir), "--input", str(source), "--output", str(output),
+        "--batch-size", "2",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    pattern = r"classified [\d,]+ of 90 texts \([\d,]+/s, about \d+ s left\)"
+    assert all(re.fullmatch(pattern, line) for line in lines), lines
+    assert [int(line.split()[1]) for line in lines] == [16, 32, 48, 64, 80]  # 8 batches of 2
+    assert len(read_rows(output)) == 90
 
 
 def _error_cases(model: Path, tmp: Path) -> dict[str, tuple[list[str], list[str]]]:

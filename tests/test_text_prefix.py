@@ -100,6 +100,10 @@ def test_long_texts_cut_at_a_space_give_the_whole_texts_token_ids(make, monkeypa
         monkeypatch.setattr(text_prefix, "CHARS_PER_TOKEN", chars_per_token)
         ours = text_prefix.encode(tokenizer, texts, options, cut=True)
         assert ours["input_ids"] == theirs["input_ids"], chars_per_token
+        # What a pipeline tokenizes itself: the texts shortened the same way.
+        shortened = text_prefix.shortened(tokenizer, texts, MAX_LENGTH)
+        assert sum(len(a) < len(b) for a, b in zip(shortened, texts, strict=True)) > 20
+        assert tokenizer(shortened, **options)["input_ids"] == theirs["input_ids"]
 
 
 def test_tokenizers_whose_splits_it_cannot_read_or_that_keep_the_end_tokenize_whole_texts():

@@ -59,6 +59,22 @@ def encode(tokenizer, texts: list[str], options: dict, cut: bool) -> dict[str, l
     return encoded
 
 
+def shortened(tokenizer, texts: list[str], max_length: int) -> list[str]:
+    """The texts for something that tokenizes them itself (a pipeline truncating at
+    max_length): each long one replaced by its first words where those fill max_length tokens,
+    which then are the whole text's."""
+    if not cuts_exactly(tokenizer):
+        return list(texts)
+    limit = max_length * CHARS_PER_TOKEN
+    prefixes = {i: p for i, text in enumerate(texts) if (p := _prefix(text, limit)) is not None}
+    if not prefixes:
+        return list(texts)
+    options = {"truncation": True, "max_length": max_length, "return_attention_mask": False}
+    lengths = tokenizer(list(prefixes.values()), return_length=True, **options)["length"]
+    filled = {i for i, length in zip(prefixes, lengths, strict=True) if length >= max_length}
+    return [prefixes[i] if i in filled else text for i, text in enumerate(texts)]
+
+
 def _prefix(text: str, limit: int) -> str | None:
     """The text up to its last space before `limit` that follows anything but whitespace (a
     newline before a space is a word's end for BERT, not for Metaspace), or None: the text is
