@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.layout import WORK, save_results
+from benchmarks.layout import WORK, pair_rows, save_results
 from benchmarks.scale import make_csv
 
 HERE = Path(__file__).resolve().parents[1]
@@ -78,19 +78,14 @@ def main() -> None:
         "trees": {name: commit(tree) for name, tree in trees.items()},
         "runs": runs,
     }
-    medians = {name: statistics.median(r["load_task_s"] for r in rs) for name, rs in runs.items()}
     table = [
         f"{args.rows:,} texts of {statistics.median(words):,.0f} words (median), max_length "
         f"{args.max_length}, {args.repeats} runs per tree, alternating",
         "",
-        "| | " + " | ".join(result["trees"].values()) + " |",
-        "|---|---|---|",
-        "| read, split and tokenized (median) | "
-        + " | ".join(f"{medians[name]:.1f} s" for name in trees)
-        + " |",
-        "| each run | "
-        + " | ".join(", ".join(f"{r['load_task_s']:.1f}" for r in runs[name]) for name in trees)
-        + " |",
+        *pair_rows(
+            "read, split and tokenized",
+            {result["trees"][n]: [r["load_task_s"] for r in runs[n]] for n in trees},
+        ),
         "| peak memory (median) | "
         + " | ".join(f"{statistics.median(r['peak_mb'] for r in runs[n]):.0f} MB" for n in trees)
         + " |",

@@ -17,3 +17,18 @@ def save_results(name: str, numbers, table: list[str]) -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(numbers, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
+
+
+def pair_rows(what: str, seconds: dict[str, list[float]]) -> list[str]:
+    """A table of two trees' timed runs, a column per tree (its name the header): the median
+    and each run."""
+    from statistics import median
+
+    return [
+        "| | " + " | ".join(seconds) + " |",
+        "|---|---|---|",
+        f"| {what} (median) | " + " | ".join(f"{median(s):.1f} s" for s in seconds.values()) + " |",
+        "| each run | "
+        + " | ".join(", ".join(f"{x:.1f}" for x in s) for s in seconds.values())
+        + " |",
+    ]

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from benchmarks.data_phase_pair import HERE, commit
-from benchmarks.layout import WORK, save_results
+from benchmarks.layout import WORK, pair_rows, save_results
 from benchmarks.scale import make_csv
 
 
@@ -76,14 +76,7 @@ def main() -> None:
         f"{max(words):,}), MiniLM at max_length {args.max_length}, {args.repeats} runs per tree, "
         f"alternating; the two trees' CSVs {'the same' if same else 'differ'}",
         "",
-        "| | " + " | ".join(trees) + " |",
-        "|---|---|---|",
-        "| `search.predict`, start to exit (median) | "
-        + " | ".join(f"{statistics.median(s):.1f} s" for s in seconds.values())
-        + " |",
-        "| each run | "
-        + " | ".join(", ".join(f"{x:.1f}" for x in s) for s in seconds.values())
-        + " |",
+        *pair_rows("`search.predict`, start to exit", seconds),
     ]
     save_results(args.name, result, table)
 

@@ -71,7 +71,7 @@ def difference(
     seed: int = 0,
 ) -> Interval:
     """score(a) - score(b), both scored on the same resamples, and its interval."""
-    return compare_to_winner(
+    return winner_and_others(
         labels,
         predictions_b,
         {"a": predictions_a},
@@ -79,10 +79,19 @@ def difference(
         resamples=resamples,
         confidence=confidence,
         seed=seed,
-    )["a"]
+    ).differences["a"]
 
 
-def compare_to_winner(
+@dataclass(frozen=True)
+class Comparison:
+    """The winner's interval, each other model's own, and each one's difference to the winner."""
+
+    winner: Interval
+    others: dict[str, Interval]
+    differences: dict[str, Interval]
+
+
+def winner_and_others(
     labels: ArrayLike,
     winner: ArrayLike,
     others: Mapping[str, ArrayLike],
@@ -91,17 +100,25 @@ def compare_to_winner(
     resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
-) -> dict[str, Interval]:
-    """For each other model, score(other) - score(winner) and its interval, all on the same
-    resamples. Those whose interval contains 0 (`contains_zero`) tie with the winner."""
+) -> Comparison:
+    """Each model's interval, as `interval` gives it, and for each other model score(other) -
+    score(winner) and its interval; those whose interval contains 0 (`contains_zero`) tie
+    with the winner. All on the same resamples, in one pass over them rather than one per
+    model (at 20 trials and 32,000 examples, seconds instead of half a minute)."""
     labels, models = _validated(labels, [winner, *others.values()], score, resamples, confidence)
     samples = _resampled_scores(labels, models, score, resamples, seed)
-    differences = samples[:, 1:] - samples[:, :1]
-    winner_value = score(labels, models[0])
-    return {
-        name: _interval(score(labels, other) - winner_value, differences[:, i], confidence)
-        for i, (name, other) in enumerate(zip(others, models[1:], strict=True))
-    }
+    values = [score(labels, model) for model in models]
+    columns = {name: i for i, name in enumerate(others, start=1)}
+    return Comparison(
+        winner=_interval(values[0], samples[:, 0], confidence),
+        others={
+            name: _interval(values[i], samples[:, i], confidence) for name, i in columns.items()
+        },
+        differences={
+            name: _interval(values[i] - values[0], samples[:, i] - samples[:, 0], confidence)
+            for name, i in columns.items()
+        },
+    )
 
 
 def _resampled_scores(
@@ -116,7 +133,9 @@ def _resampled_scores(
     # warning when the resampled scores are all equal, as they are for a difference between
     # identical predictions (a tie).
     n = len(labels)
-    one_hot = np.eye(score.num_classes)
+    # Counts are whole numbers below 2**24, which float32 sums exactly, in half the time and
+    # memory of float64; they are scored as float64.
+    one_hot = np.eye(score.num_classes, dtype=np.float32)
     true_per_example = one_hot[labels]
     per_example = [
         np.hstack([one_hot[predicted], one_hot[predicted] * (predicted == labels)[:, None]])
@@ -130,10 +149,11 @@ def _resampled_scores(
         draws = rng.integers(0, n, size=(rows, n)) + n * np.arange(rows)[:, None]
         # How often each example is drawn: the per-class counts of a resample are then one
         # matrix product, for all resamples at once.
-        drawn = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(float)
-        true = drawn @ true_per_example
+        drawn = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n)
+        drawn = drawn.astype(np.float32)
+        true = (drawn @ true_per_example).astype(float)
         for column, counts in enumerate(per_example):
-            predicted, correct = np.split(drawn @ counts, 2, axis=1)
+            predicted, correct = np.split((drawn @ counts).astype(float), 2, axis=1)
             scores[start : start + rows, column] = score.of_counts(correct, true, predicted)
     return scores
 

@@ -20,7 +20,7 @@ import numpy as np
 from ray.tune.integration.ray_train import CHECKPOINT_PATH_KEY
 from ray.tune.result import TRAINING_ITERATION
 
-from search.bootstrap import Interval, compare_to_winner, difference, interval
+from search.bootstrap import Interval, difference, winner_and_others
 from search.export import exported_checkpoint
 from search.scorer import Scorer
 from search.selection import BestTrial, Ranking, best_per_trial
@@ -169,9 +169,8 @@ def validation_payoff(evaluated: dict, cfg: Config, winner_id: str) -> dict[str,
         for trial_id, (references, predictions) in evaluated.items()
         if np.array_equal(references, labels)
     }
-    differences = compare_to_winner(labels, winner, others, score, **_settings())
-    ordered = sorted(differences.items(), key=lambda item: item[1].value, reverse=True)
-    own = {trial_id: interval(labels, p, score, **_settings()) for trial_id, p in others.items()}
+    compared = winner_and_others(labels, winner, others, score, **_settings())
+    ordered = sorted(compared.differences.items(), key=lambda item: item[1].value, reverse=True)
     return {
         "metric": cfg.search.metric,
         "confidence": CONFIDENCE,
@@ -182,10 +181,10 @@ def validation_payoff(evaluated: dict, cfg: Config, winner_id: str) -> dict[str,
         "seeds": cfg.search.repeats,
         "winner": {
             "trial_id": winner_id,
-            **interval(labels, winner, score, **_settings()).to_dict(),
+            **compared.winner.to_dict(),
         },
         "difference_to_winner": {trial_id: d.to_dict() for trial_id, d in ordered},
-        "others": {trial_id: own[trial_id].to_dict() for trial_id, _ in ordered},
+        "others": {trial_id: compared.others[trial_id].to_dict() for trial_id, _ in ordered},
         "tied_with_winner": [trial_id for trial_id, d in ordered if d.contains_zero],
     }
 

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from search.bootstrap import Interval, compare_to_winner, difference, interval
+from search.bootstrap import (
+    Interval,
+    difference,
+    interval,
+    winner_and_others,
+)
 from search.scorer import Scorer
 from trainable.metrics import METRIC_MODES
 
@@ -134,7 +139,7 @@ def test_undefined_scores_are_zero_as_in_scikit_learn():
         assert (result.value, result.low, result.high) == (0.0, 0.0, 0.0)
 
 
-def test_compare_to_winner_names_the_trials_that_tie(messages):
+def test_the_comparison_names_the_trials_that_tie_with_the_winner(messages):
     errors = np.random.default_rng(6).permutation(1000)
     winner = _with_errors(messages, errors[:20], 2)
     others = {
@@ -143,7 +148,7 @@ def test_compare_to_winner_names_the_trials_that_tie(messages):
         "defaults": _with_errors(messages, errors[:80], 2),
     }
     score = Scorer("accuracy", 2)
-    differences = compare_to_winner(messages, winner, others, score)
+    differences = winner_and_others(messages, winner, others, score).differences
 
     assert list(differences) == list(others)
     assert [name for name, d in differences.items() if d.contains_zero] == [
@@ -154,6 +159,25 @@ def test_compare_to_winner_names_the_trials_that_tie(messages):
     assert differences["defaults"].high < 0
     # The same resamples as a pairwise difference with the same seed.
     assert differences["defaults"] == difference(messages, others["defaults"], winner, score)
+
+
+@pytest.mark.parametrize("metric", ["macro_f1", "mcc"])
+def test_one_pass_gives_each_model_s_interval_and_difference_as_alone(metric):
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 12, 3000)
+    models = [
+        np.where(rng.random(3000) < p, labels, rng.integers(0, 12, 3000))
+        for p in (0.7, 0.6, 0.65, 0.7)
+    ]
+    score = Scorer(metric, 12)
+    others = {f"trial_{i}": model for i, model in enumerate(models[1:])}
+    compared = winner_and_others(labels, models[0], others, score, resamples=500, seed=4)
+
+    assert compared.winner == interval(labels, models[0], score, resamples=500, seed=4)
+    for name, model in others.items():
+        assert compared.others[name] == interval(labels, model, score, resamples=500, seed=4)
+        alone = difference(labels, model, models[0], score, resamples=500, seed=4)
+        assert compared.differences[name] == alone
 
 
 def test_an_interval_reads_as_text_and_as_json():
