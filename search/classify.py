@@ -6,15 +6,14 @@ stderr."""
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from search.count_progress import CountProgress
 from search.layout import BEST_MODEL
 from trainable.errors import ConfigError, first_line
 
 BATCHES_PER_STEP = 8  # batches the pipeline runs between two looks at the clock
-PROGRESS_EVERY_S = 10.0
 
 
 @dataclass
@@ -47,38 +46,15 @@ def predict(model_dir: Path, texts: list[str], batch_size: int = 32) -> list[Pre
     inputs = shortened(
         classify.tokenizer, [texts[i] for i in order], classify.tokenizer.model_max_length
     )
-    progress = Progress(len(texts))
+    progress = CountProgress(len(texts), "classified", sys.stderr)
     outputs: list[dict] = [{}] * len(texts)
     step = batch_size * BATCHES_PER_STEP
     for start in range(0, len(order), step):
         done = classify(inputs[start : start + step], batch_size=batch_size, truncation=True)
         for i, out in zip(order[start : start + step], done, strict=True):
             outputs[i] = out
-        progress.advance(len(done))
+        progress(len(done))
     return [
         Prediction(text, out["label"], float(out["score"]))
         for text, out in zip(texts, outputs, strict=True)
     ]
-
-
-class Progress:
-    """`classified N of M texts (R/s, about T left)` on stderr, at most every PROGRESS_EVERY_S."""
-
-    def __init__(self, total: int):
-        self.total, self.done = total, 0
-        self.started = self.shown = time.monotonic()
-
-    def advance(self, texts: int) -> None:
-        self.done += texts
-        now = time.monotonic()
-        if now - self.shown < PROGRESS_EVERY_S or self.done == self.total:
-            return
-        self.shown = now
-        rate = self.done / (now - self.started)
-        left = (self.total - self.done) / rate
-        print(
-            f"classified {self.done:,} of {self.total:,} texts ({rate:,.0f}/s, about "
-            f"{left:.0f} s left)",
-            file=sys.stderr,
-            flush=True,
-        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from search.count_progress import CountProgress
 from trainable.config import EMBEDDED, Config
 
 
@@ -39,6 +40,7 @@ def load_task(cfg: Config):
         f"them (at most {cfg.model.max_length} tokens each) ...",
         flush=True,
     )
-    tokenized = data.tokenize(texts, tokenizer, cfg.model.max_length)
+    progress = CountProgress(rows, "tokenized")
+    tokenized = data.tokenize(texts, tokenizer, cfg.model.max_length, progress)
     print(f"tokenized in {time.monotonic() - started:.0f} s from the start", flush=True)
     return cfg, texts, tokenized, shape

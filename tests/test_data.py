@@ -93,6 +93,30 @@ def test_the_token_columns_are_what_datasets_builds_from_the_tokenizers_lists(to
     assert ("token_type_ids" in ours["train"].column_names) == token_types
 
 
+def test_the_data_phase_counts_its_tokenizing_in_lines(tmp_path, monkeypatch, capsys):
+    from search import count_progress
+    from search.data_phase import load_task
+    from trainable.config_file import load_config
+
+    path = tmp_path / "messages.csv"  # a new file: datasets has not tokenized it before
+    rows = [{**row, "message": f"{row['message']} {i}"} for i, row in enumerate(_rows() * 30)]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    columns = {"data.text_column": "message", "data.label_column": "kind"}
+    cfg = load_config(
+        "configs/tiny.yaml", {"data.source": str(path), "data.max_rows": None, **columns}
+    )
+    monkeypatch.setattr(count_progress, "PROGRESS_EVERY_S", 0.0)
+    _, _, tokenized, _ = load_task(cfg)
+    lines = [line for line in capsys.readouterr().out.splitlines() if " of 3,000 texts (" in line]
+    # A line after each batch of 1,000 but the last: train 1,920 texts, validation 480, test 600.
+    assert [line.split()[:2] for line in lines] == [
+        ["tokenized", "1,000"],
+        ["tokenized", "1,920"],
+        ["tokenized", "2,400"],
+    ]
+    assert [len(split) for split in tokenized.values()] == [1920, 480, 600]
+
+
 def test_the_same_file_tokenized_again_is_read_from_the_datasets_cache(tmp_path, monkeypatch):
     from trainable.config import ModelConfig
     from trainable.model import load_tokenizer

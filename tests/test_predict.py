@@ -140,9 +140,9 @@ def test_many_texts_come_back_in_their_order_each_scored_as_alone(model_dir):
 
 
 def test_a_long_run_prints_its_progress_on_stderr(model_dir, tmp_path, monkeypatch):
-    from search import classify
+    from search import count_progress
 
-    monkeypatch.setattr(classify, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(count_progress, "PROGRESS_EVERY_S", 0.0)
     source = tmp_path / "messages.txt"
     source.write_text("\n".join(MESSAGES * 30) + "\n")
     output = tmp_path / "preds.csv"

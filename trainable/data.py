@@ -110,11 +110,13 @@ def split(ds: Dataset, cfg: DataConfig, seed: int) -> DatasetDict:
     return DatasetDict(train=inner["train"], validation=inner["test"], test=outer["test"])
 
 
-def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
+def tokenize(splits: DatasetDict, tokenizer, max_length: int, progress=None) -> DatasetDict:
     """Truncates at max_length and does not pad: the collator pads each batch to its longest
     and builds its attention mask. So only the token ids are kept, and the token type ids of a
     tokenizer that gives a single text any but 0 (a model reads absent ones as all 0): for a
     BERT tokenizer, one column of its three, to convert, hold and send to the trials.
+
+    `progress`, when given, is called with the number of texts of each batch tokenized.
 
     datasets caches the result under the splits' and the tokenizer's fingerprints, so a search
     run again on the same file (`--resume`, another space) reads it back instead of tokenizing.
@@ -147,6 +149,7 @@ def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
                     "options": options,
                     "cut": cuts_exactly(tokenizer),
                     "schema": features.arrow_schema,
+                    "progress": progress,
                 },
                 batched=True,
                 batch_size=TOKENIZE_BATCH,
@@ -157,7 +160,9 @@ def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
     return tokenized
 
 
-def _encode(batch: pa.Table, tokenizer, options: dict, cut: bool, schema: pa.Schema) -> pa.Table:
+def _encode(
+    batch: pa.Table, tokenizer, options: dict, cut: bool, schema: pa.Schema, progress
+) -> pa.Table:
     """A batch of texts as Arrow columns of token ids, one conversion of the tokenizer's lists
     per column: given Python lists, datasets converts and casts them one row at a time (a fifth
     of the phase's time at 200,000 texts)."""
@@ -165,6 +170,8 @@ def _encode(batch: pa.Table, tokenizer, options: dict, cut: bool, schema: pa.Sch
     ids = [
         pa.array(encoded[field.name], type=field.type) for field in schema if field.name != LABEL
     ]
+    if progress is not None:
+        progress(batch.num_rows)
     return pa.Table.from_arrays([batch.column(LABEL), *ids], schema=schema)
 
 
