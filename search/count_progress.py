@@ -11,8 +11,8 @@ PROGRESS_EVERY_S = 10.0
 
 
 class CountProgress:
-    def __init__(self, total: int, verb: str, stream: TextIO = sys.stdout):
-        self.total, self.verb, self.stream = total, verb, stream
+    def __init__(self, total: int, verb: str, stream: TextIO | None = None):
+        self.total, self.verb, self.stream = total, verb, stream  # None: stdout as it is then
         self.done = 0
         self.started = self.shown = time.monotonic()
 
@@ -27,6 +27,6 @@ class CountProgress:
         print(
             f"{self.verb} {self.done:,} of {self.total:,} texts ({rate:,.0f}/s, about "
             f"{(self.total - self.done) / rate:.0f} s left)",
-            file=self.stream,
+            file=self.stream or sys.stdout,
             flush=True,
         )
