@@ -36,7 +36,7 @@ def normalize(ds: Dataset, cfg: DataConfig) -> Dataset:
             )
     ds = ds.select_columns([cfg.text_column, cfg.label_column])
     ds = ds.rename_columns({cfg.text_column: TEXT, cfg.label_column: LABEL})
-    has_text = _has_text({TEXT: arrow_column(ds, TEXT).to_pylist()})
+    has_text = _has_text(arrow_column(ds, TEXT).to_pylist())
     if not all(has_text):
         # Only then: a selection is a map of row numbers, which add_column below copies the
         # whole table to resolve (2.5 s at 200,000 texts).
@@ -131,6 +131,7 @@ def tokenize(splits: DatasetDict, tokenizer, max_length: int, progress=None) -> 
     }
     # Hashed once, not by every split's map (0.2 s each for a BERT tokenizer).
     encoding = Hasher.hash([tokenizer, options])
+    cut = cuts_exactly(tokenizer)
     # The types datasets gives these columns when it converts them itself.
     columns = {"input_ids": "int32"} | (
         {"token_type_ids": "int8"} if options["return_token_type_ids"] else {}
@@ -147,7 +148,7 @@ def tokenize(splits: DatasetDict, tokenizer, max_length: int, progress=None) -> 
                 fn_kwargs={
                     "tokenizer": tokenizer,
                     "options": options,
-                    "cut": cuts_exactly(tokenizer),
+                    "cut": cut,
                     "schema": features.arrow_schema,
                     "progress": progress,
                 },
@@ -205,8 +206,8 @@ def token_lengths(ds: Dataset) -> list[int]:
     return pc.list_value_length(arrow_column(ds, "input_ids")).to_pylist()
 
 
-def _has_text(batch: dict[str, list]) -> list[bool]:
-    return [isinstance(text, str) and text.strip() != "" for text in batch[TEXT]]
+def _has_text(texts: list) -> list[bool]:
+    return [isinstance(text, str) and text.strip() != "" for text in texts]
 
 
 @contextmanager
