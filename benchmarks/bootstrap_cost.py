@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -60,8 +57,8 @@ def main() -> None:
     if args.baseline is None:
         print(json.dumps(measure(args.trials, args.examples, args.classes)))
         return
-    from benchmarks.data_phase_pair import commit
     from benchmarks.layout import pair_rows, save_results
+    from benchmarks.trees import commit, json_line
 
     trees = {commit(args.baseline.resolve()): args.baseline.resolve(), commit(HERE): HERE}
     sizes = ["--trials", str(args.trials), "--examples", str(args.examples)]
@@ -69,12 +66,7 @@ def main() -> None:
     runs = {name: [] for name in trees}
     for _ in range(args.repeats):
         for name, tree in trees.items():
-            out = subprocess.run(
-                [sys.executable, str(Path(__file__).resolve()), *sizes],
-                cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
-            runs[name].append(json.loads(out.strip().splitlines()[-1]))
+            runs[name].append(json_line(tree, Path(__file__).resolve(), sizes))
             print(name, runs[name][-1], flush=True)
     same = len({r["record_sha256"] for rs in runs.values() for r in rs}) == 1
     table = [

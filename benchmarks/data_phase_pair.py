@@ -13,44 +13,21 @@ Writes benchmarks/results/<name>.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from benchmarks.layout import WORK, pair_rows, save_results
 from benchmarks.scale import make_csv
+from benchmarks.trees import HERE, commit, json_line
 
-HERE = Path(__file__).resolve().parents[1]
 SCRIPT = HERE / "benchmarks" / "data_phase.py"
 
 
 def data_phase(tree: Path, csv: Path, max_length: int) -> dict:
-    """benchmarks/data_phase.py run on `tree`'s code, its JSON line read back."""
+    """benchmarks/data_phase.py run on `tree`'s code, with a datasets cache of its own."""
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "PYTHONPATH": str(tree), "HF_DATASETS_CACHE": cache}
-        out = subprocess.run(
-            [sys.executable, str(SCRIPT), str(csv), str(max_length)],
-            cwd=tree, env=env, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def commit(tree: Path) -> str:
-    """The tree's commit, marked when it has changes not committed."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(tree), *args], capture_output=True, text=True
-        ).stdout
-
-    changed = (
-        " with changes" if git("status", "--porcelain", "--untracked-files=no").strip() else ""
-    )
-    return git("rev-parse", "--short", "HEAD").strip() + changed
+        return json_line(tree, SCRIPT, [str(csv), str(max_length)], {"HF_DATASETS_CACHE": cache})
 
 
 def main() -> None:

@@ -11,16 +11,16 @@ Writes benchmarks/results/<name>.json and .md.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.data_phase_pair import HERE, commit
+from benchmarks.hpo import running_from
 from benchmarks.layout import WORK, pair_rows, save_results
 from benchmarks.scale import make_csv
+from benchmarks.trees import HERE, commit
 
 
 def export_folder(folder: Path, max_length: int) -> Path:
@@ -42,7 +42,7 @@ def timed_predict(tree: Path, model: Path, texts: Path, output: Path) -> float:
     subprocess.run(
         [sys.executable, "-m", "search.predict", "--model", str(model), "--input", str(texts),
          "--output", str(output)],
-        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True, capture_output=True,
+        **running_from(tree), check=True, capture_output=True,
     )  # fmt: skip
     return time.monotonic() - started
 
